@@ -1,0 +1,5 @@
+import sys
+
+from dsnet.cli import main
+
+sys.exit(main())

@@ -1,0 +1,45 @@
+"""The ``dsnet`` command line: ``dsnet SUBCOMMAND ...`` and ``python -m dsnet SUBCOMMAND ...``.
+
+Each subcommand lives in its own module under ``dsnet.commands`` with two functions:
+``register(subparsers)`` adds its parser and sets ``func``; ``func(args) -> int`` runs it.
+Bad input is reported as one line on stderr with exit status 2 (:class:`UsageError`).
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = ("data",)
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one line, exit status 2, no traceback."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from dsnet import __version__
+
+    parser = argparse.ArgumentParser(prog="dsnet", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"dsnet {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        importlib.import_module(f"dsnet.commands.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as error:
+        print(f"dsnet {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"dsnet {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

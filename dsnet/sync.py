@@ -1,0 +1,345 @@
+"""Keep the chapters, the generated modules and the Colab notebooks in agreement.
+
+The chapters in ``book/*.md`` (Jupytext MyST notebooks) are the single source of the
+code they teach. A code cell whose first line is ``#| export: dsnet.NAME`` belongs to
+the module ``dsnet/NAME.py``; this tool writes those modules and the paired
+``book/*.ipynb`` files that Colab opens::
+
+    python -m dsnet.sync            # regenerate modules and notebooks
+    python -m dsnet.sync --check    # exit 1 and name every stale file
+    python -m dsnet.sync --execute book/shapes.md   # also refresh stored outputs
+
+Stored outputs: every code cell of a paired notebook keeps the outputs of its last
+execution, which nbval compares when the tests run, except cells tagged
+``nbval-ignore-output`` or ``nbval-skip`` (nondeterministic: timings, training, widgets),
+whose outputs are never stored. Images are not stored either (nbval does not compare
+them, and they would bloat every diff); the built book renders them fresh.
+
+Everything is compared by content, never by file times, so a fresh clone checks clean.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+EXPORT_RE = re.compile(r"^#\| export: dsnet\.([a-z_][a-z0-9_]*)\s*$")
+GENERATED_MARK = "# Generated from "
+UNSTORED_TAGS = {"nbval-ignore-output", "nbval-skip"}
+UNSTORED_MIME = {"image/png", "image/jpeg", "image/svg+xml", "application/vnd.jupyter.widget-view+json"}
+SETUP_TAG = "colab-setup"
+
+
+@dataclass
+class Project:
+    """Paths of a source checkout: ``root/book/*.md`` and ``root/dsnet/``."""
+
+    root: Path
+
+    @property
+    def book(self) -> Path:
+        return self.root / "book"
+
+    @property
+    def package(self) -> Path:
+        return self.root / "dsnet"
+
+    def chapters(self) -> list[Path]:
+        return sorted(p for p in self.book.glob("*.md") if _is_notebook(p))
+
+    def repository_url(self) -> str:
+        import yaml
+
+        config = yaml.safe_load((self.root / "_config.yml").read_text())
+        return config["repository"]["url"].rstrip("/")
+
+
+def _is_notebook(path: Path) -> bool:
+    head = path.read_text(encoding="utf-8")[:400]
+    return head.startswith("---") and "format_name: myst" in head
+
+
+def find_project(start: Path | None = None) -> Project | None:
+    """The source checkout that holds this package, or None for an installed wheel."""
+    root = (start or Path(__file__).resolve().parent.parent)
+    if (root / "book").is_dir() and (root / "_toc.yml").is_file():
+        return Project(root)
+    return None
+
+
+# ---------------------------------------------------------------- Colab setup cell
+def setup_cell_source(repository_url: str) -> str:
+    """The first code cell of every chapter: installs dsnet in Colab, nothing elsewhere."""
+    return (
+        "# In Colab, install dsnet from the book's repository; elsewhere this does nothing.\n"
+        "import sys\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
+        f'    %pip install --quiet "dsnet @ git+{repository_url}"'
+    )
+
+
+def setup_cell_block(repository_url: str) -> str:
+    return (
+        "```{code-cell} ipython3\n"
+        f":tags: [{SETUP_TAG}, remove-cell]\n"
+        "\n"
+        f"{setup_cell_source(repository_url)}\n"
+        "```"
+    )
+
+
+_FIRST_CODE_CELL = re.compile(r"```\{code-cell\}[^\n]*\n(?:.*?\n)??```", re.S)
+
+
+def with_setup_cell(md_text: str, repository_url: str) -> str:
+    """``md_text`` whose first code cell is the current Colab setup cell."""
+    block = setup_cell_block(repository_url)
+    match = _FIRST_CODE_CELL.search(md_text)
+    if match and SETUP_TAG in match.group(0).split("\n", 2)[1]:
+        return md_text[: match.start()] + block + md_text[match.end():]
+    # No setup cell yet: put one right after the chapter's title line.
+    title = re.search(r"^# .*\n", md_text, re.M)
+    at = title.end() if title else 0
+    return md_text[:at] + "\n" + block + "\n" + md_text[at:]
+
+
+# ---------------------------------------------------------------- modules
+def exported_cells(chapter: Path) -> dict[str, list[str]]:
+    """``{module name: [cell source without its marker line, ...]}`` in chapter order."""
+    import jupytext
+
+    modules: dict[str, list[str]] = {}
+    for cell in jupytext.read(chapter).cells:
+        if cell.cell_type != "code":
+            continue
+        first, _, body = cell.source.partition("\n")
+        match = EXPORT_RE.match(first)
+        if match:
+            modules.setdefault(match.group(1), []).append(body.strip("\n"))
+    return modules
+
+
+def module_text(chapter_rel: str, cells: list[str]) -> str:
+    header = (
+        f"{GENERATED_MARK}{chapter_rel} by `python -m dsnet.sync`.\n"
+        "# Do not edit: change the chapter and run the sync again.\n"
+    )
+    return header + "\n\n\n".join(cells) + "\n"
+
+
+def expected_modules(project: Project) -> dict[Path, str]:
+    owners: dict[str, str] = {}
+    files: dict[Path, str] = {}
+    for chapter in project.chapters():
+        rel = chapter.relative_to(project.root).as_posix()
+        for name, cells in exported_cells(chapter).items():
+            if name in owners:
+                raise SystemExit(f"dsnet.{name} is exported by both {owners[name]} and {rel}; "
+                                 "a module comes from one chapter")
+            owners[name] = rel
+            files[project.package / f"{name}.py"] = module_text(rel, cells)
+    return files
+
+
+def generated_modules_on_disk(project: Project) -> list[Path]:
+    return [p for p in sorted(project.package.glob("*.py"))
+            if p.read_text(encoding="utf-8").startswith(GENERATED_MARK)]
+
+
+# ---------------------------------------------------------------- notebooks
+def _cell_id(source: str, taken: set[str]) -> str:
+    base = hashlib.sha1(source.encode()).hexdigest()[:8]
+    cid, n = base, 1
+    while cid in taken:
+        cid, n = f"{base}-{n}", n + 1
+    taken.add(cid)
+    return cid
+
+
+def _stores_outputs(cell) -> bool:
+    return cell.cell_type == "code" and not UNSTORED_TAGS & set(cell.metadata.get("tags", []))
+
+
+def _clean_output(output, count: int):
+    if "data" in output:
+        output["data"] = {k: v for k, v in output["data"].items() if k not in UNSTORED_MIME}
+        output["metadata"] = {}
+    if output.get("output_type") == "execute_result":
+        output["execution_count"] = count
+    return output
+
+
+def normalize(nb, chapter_meta: dict):
+    """Deterministic notebook: stable ids and metadata, only the outputs worth storing."""
+    import nbformat
+
+    nb.nbformat, nb.nbformat_minor = 4, 5
+    nb.metadata = nbformat.from_dict(chapter_meta)
+    taken: set[str] = set()
+    count = 0
+    for cell in nb.cells:
+        cell.id = _cell_id(cell.source, taken)
+        cell.metadata.pop("execution", None)
+        if cell.cell_type != "code":
+            continue
+        if _stores_outputs(cell) and cell.get("execution_count") is not None:
+            count += 1
+            cell.execution_count = count
+            cleaned = [_clean_output(o, count) for o in cell.outputs]
+            cell.outputs = [o for o in cleaned if "data" not in o or o["data"]]
+        else:
+            cell.execution_count = None
+            cell.outputs = []
+    return nb
+
+
+def chapter_metadata(md_nb) -> dict:
+    meta = dict(md_nb.metadata)
+    meta.setdefault("kernelspec", {"display_name": "Python 3", "language": "python", "name": "python3"})
+    meta["language_info"] = {"name": "python"}
+    colab = {"provenance": [], "toc_visible": True}
+    meta["colab"] = colab
+    if meta.get("dsnet", {}).get("gpu"):
+        meta["accelerator"] = "GPU"
+        colab["gpuType"] = "T4"
+    return meta
+
+
+def expected_notebook(chapter: Path, executed=None) -> str:
+    """The paired notebook's text: inputs from the chapter, outputs from ``executed``
+    (a freshly run notebook) or else from the notebook already on disk."""
+    import jupytext
+    import nbformat
+    from jupytext.combine import combine_inputs_with_outputs
+
+    md_nb = jupytext.read(chapter)
+    meta = chapter_metadata(md_nb)
+    ipynb = chapter.with_suffix(".ipynb")
+    source = executed
+    if source is None and ipynb.exists():
+        source = nbformat.read(ipynb, as_version=4)
+    if source is not None:
+        md_nb = combine_inputs_with_outputs(md_nb, source)
+    text = nbformat.writes(normalize(md_nb, meta), version=4)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def missing_outputs(ipynb_text: str) -> list[int]:
+    """Indices of code cells that should have stored outputs but were never executed."""
+    import nbformat
+
+    nb = nbformat.reads(ipynb_text, as_version=4)
+    return [i for i, c in enumerate(nb.cells) if _stores_outputs(c) and c.get("execution_count") is None]
+
+
+def execute(chapter: Path, timeout: int = 1800):
+    import jupytext
+    from nbclient import NotebookClient
+
+    nb = jupytext.read(chapter)
+    NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                   resources={"metadata": {"path": str(chapter.parent)}}).execute()
+    return nb
+
+
+# ---------------------------------------------------------------- the command
+def plan(project: Project, executed: dict[Path, object] | None = None) -> dict[Path, str | None]:
+    """Every file the sync owns, with its expected text (None: the file should not exist)."""
+    executed = executed or {}
+    url = project.repository_url()
+    files: dict[Path, str | None] = {}
+    for chapter in project.chapters():
+        text = chapter.read_text(encoding="utf-8")
+        files[chapter] = with_setup_cell(text, url)
+    for path in generated_modules_on_disk(project):
+        files[path] = None
+    # The setup cell is never exported, so modules can be read from the chapters as they are.
+    files.update(expected_modules(project))
+    return files
+
+
+def run(project: Project, check: bool, to_execute: list[Path]) -> int:
+    files = plan(project)
+    stale: list[str] = []
+    # Chapters and modules first: notebooks are built from the (fixed) chapters.
+    for path, text in files.items():
+        current = path.read_text(encoding="utf-8") if path.exists() else None
+        if current == text:
+            continue
+        rel = path.relative_to(project.root)
+        stale.append(f"{rel}: " + ("should not exist (no chapter exports it)" if text is None
+                                   else "missing" if current is None else "differs from its chapter"))
+        if not check:
+            if text is None:
+                path.unlink()
+            else:
+                _atomic_write(path, text)
+    for chapter in project.chapters():
+        ipynb = chapter.with_suffix(".ipynb")
+        rel = ipynb.relative_to(project.root)
+        executed = None
+        if chapter in to_execute and not check:
+            print(f"executing {chapter.relative_to(project.root)} ...", flush=True)
+            executed = execute(chapter)
+        expected = expected_notebook(chapter, executed)
+        current = ipynb.read_text(encoding="utf-8") if ipynb.exists() else None
+        if current != expected:
+            stale.append(f"{rel}: " + ("missing" if current is None else "inputs or metadata differ from "
+                                       f"{chapter.name}"))
+            if not check:
+                _atomic_write(ipynb, expected)
+        unrun = missing_outputs(expected)
+        if unrun:
+            stale.append(f"{rel}: cells {unrun} have no stored outputs; run "
+                         f"`python -m dsnet.sync --execute {chapter.relative_to(project.root)}`")
+    verb = "stale" if check else "updated"
+    for line in stale:
+        print(f"{verb}: {line}")
+    unresolved = [s for s in stale if "no stored outputs" in s]
+    if check and stale:
+        print(f"{len(stale)} file(s) out of sync; run `python -m dsnet.sync`.", file=sys.stderr)
+        return 1
+    if unresolved:
+        return 1
+    if not stale:
+        print("in sync: chapters, modules and notebooks agree.")
+    return 0
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dsnet.sync", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 and name every stale file")
+    parser.add_argument("--execute", nargs="*", metavar="CHAPTER", type=Path,
+                        help="execute these chapters (all when none is named) and store their outputs")
+    parser.add_argument("--root", type=Path, help="the source checkout (default: the one holding this package)")
+    args = parser.parse_args(argv)
+    project = find_project(args.root.resolve() if args.root else None)
+    if project is None:
+        print("dsnet.sync: no chapters to sync here: this dsnet is installed, not a source checkout "
+              "(clone the repository and run it there).", file=sys.stderr)
+        return 2
+    if args.execute is None:
+        to_execute: list[Path] = []
+    elif not args.execute:
+        to_execute = project.chapters()
+    else:
+        to_execute = [p.resolve() for p in args.execute]
+        unknown = [str(p) for p in to_execute if p not in project.chapters()]
+        if unknown:
+            print(f"dsnet.sync: not a chapter: {', '.join(unknown)}", file=sys.stderr)
+            return 2
+    return run(project, args.check, to_execute)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
