@@ -1,0 +1,174 @@
+# Generated from book/losses_metrics.md by `python -m dsnet.sync`.
+# Do not edit: change the chapter and run the sync again.
+"""Streaming metrics for DSResNet's mask and depth heads: the seed's soft IoU and depth
+RMSE, hard IoU and Dice at a threshold, and the depth metrics AbsRel and delta < 1.25**k.
+
+:class:`SegDepthMetrics` accumulates float64 sums over batches of any size (per-image means for
+the mask, per-pixel means for the depth), so the result does not depend on the batching.
+"""
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+import torch
+from torch import Tensor
+
+METRICS: dict[str, bool] = {
+    "mask_soft_iou": True,
+    "mask_iou": True,
+    "mask_dice": True,
+    "depth_rmse": False,
+    "depth_abs_rel": False,
+    "depth_delta1": True,
+    "depth_delta2": True,
+    "depth_delta3": True,
+}
+"""The keys of :meth:`SegDepthMetrics.compute`, each mapped to whether higher is better."""
+
+
+def _check_same_shape(name: str, prediction: Tensor, target: Tensor) -> None:
+    if prediction.shape != target.shape:
+        raise ValueError(f"{name}: prediction shape {tuple(prediction.shape)} does not match "
+                         f"target shape {tuple(target.shape)}")
+    if prediction.dim() < 2:
+        raise ValueError(f"{name}: expected a batch of images (B, ...), got shape {tuple(prediction.shape)}")
+
+
+def _ratio_or_one(numerator: Tensor, denominator: Tensor) -> Tensor:
+    """``numerator / denominator``, and 1 where the denominator is 0 (both maps empty)."""
+    empty = denominator == 0
+    return torch.where(empty, torch.ones_like(numerator), numerator / denominator.masked_fill(empty, 1))
+
+
+def soft_iou(probs: Tensor, target: Tensor) -> Tensor:
+    """The seed's IoU of one mask per image, on probabilities without thresholding:
+    ``sum(p*t) / (sum(p) + sum(t) - sum(p*t))``, shape ``(B,)``; 1 where the union is 0."""
+    _check_same_shape("soft_iou", probs, target)
+    p, t = probs.flatten(1).double(), target.flatten(1).double()
+    intersection = (p * t).sum(1)
+    return _ratio_or_one(intersection, p.sum(1) + t.sum(1) - intersection)
+
+
+def _hard_counts(probs: Tensor, target: Tensor, threshold: float) -> tuple[Tensor, Tensor, Tensor]:
+    p, t = probs.flatten(1) > threshold, target.flatten(1) > threshold
+    return (p & t).sum(1).double(), p.sum(1).double(), t.sum(1).double()
+
+
+def hard_iou(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
+    """IoU per image of the masks ``probs > threshold`` and ``target > threshold``, shape
+    ``(B,)``; 1 where both are empty."""
+    _check_same_shape("hard_iou", probs, target)
+    both, predicted, actual = _hard_counts(probs, target, threshold)
+    return _ratio_or_one(both, predicted + actual - both)
+
+
+def dice_score(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
+    """Dice (F1) per image of the masks ``probs > threshold`` and ``target > threshold``,
+    shape ``(B,)``; 1 where both are empty."""
+    _check_same_shape("dice_score", probs, target)
+    both, predicted, actual = _hard_counts(probs, target, threshold)
+    return _ratio_or_one(2 * both, predicted + actual)
+
+
+_STATE = ("images", "soft_iou", "iou", "dice",
+          "depth_pixels", "depth_sq_err", "depth_abs_rel", "depth_delta1", "depth_delta2", "depth_delta3")
+
+
+class SegDepthMetrics:
+    """Streaming mask and depth metrics over batches of any size.
+
+    ``update(prediction, batch)`` takes the model's ``Prediction(depth, mask)`` of **logits**
+    (any pair ``(depth, mask)``) and a batch with ``"depth"`` and ``"mask"`` tensors of the same
+    shapes, values in [0, 1]. ``compute()`` returns the keys of :data:`METRICS`:
+
+    - ``mask_soft_iou``: the seed's IoU of ``sigmoid(mask)`` without thresholding, per image;
+    - ``mask_iou``, ``mask_dice``: IoU and Dice (F1) of the masks thresholded at
+      ``mask_threshold``, per image;
+    - ``depth_rmse``, ``depth_abs_rel``, ``depth_delta1..3``: over all pixels whose target is
+      greater than ``min_depth`` (nan if there is none).
+
+    Per-image metrics are averaged over images, per-pixel ones over pixels, so the result does not
+    depend on the batching. The sums live in :attr:`state`, a float64 tensor on the device of the
+    last update; :meth:`sync` adds them up over the processes of a distributed run.
+    """
+
+    def __init__(self, *, mask_threshold: float = 0.5, min_depth: float = 1e-4,
+                 device: torch.device | str | None = None) -> None:
+        self.mask_threshold = mask_threshold
+        self.min_depth = min_depth
+        self.state = torch.zeros(len(_STATE), dtype=torch.float64, device=device)
+        self._synced = False
+
+    def reset(self) -> None:
+        """Forget everything seen so far."""
+        self.state = torch.zeros_like(self.state)
+        self._synced = False
+
+    @torch.no_grad()
+    def update(self, prediction: Sequence[Tensor], batch: Mapping[str, Tensor]) -> None:
+        if self._synced:
+            raise RuntimeError("SegDepthMetrics.update() after sync(): call reset() to start over")
+        depth_logits, mask_logits = prediction
+        _check_same_shape("depth", depth_logits, batch["depth"])
+        _check_same_shape("mask", mask_logits, batch["mask"])
+        if self.state.device != mask_logits.device:
+            self.state = self.state.to(mask_logits.device)
+
+        probs = torch.sigmoid(mask_logits.double())
+        mask = batch["mask"].double()
+        both, predicted, actual = _hard_counts(probs, mask, self.mask_threshold)
+        mask_sums = torch.stack([
+            torch.full((), mask.shape[0], dtype=torch.float64, device=mask.device),
+            soft_iou(probs, mask).sum(),
+            _ratio_or_one(both, predicted + actual - both).sum(),
+            _ratio_or_one(2 * both, predicted + actual).sum(),
+        ])
+
+        target = batch["depth"].double()
+        valid = target > self.min_depth
+        d, d_star = torch.sigmoid(depth_logits.double())[valid], target[valid]
+        error = d - d_star
+        ratio = torch.maximum(d / d_star, d_star / d)  # inf where d == 0: outside every delta
+        depth_sums = torch.stack([
+            valid.sum().double(),
+            (error * error).sum(),
+            (error.abs() / d_star).sum(),
+            *[(ratio < 1.25**k).sum().double() for k in (1, 2, 3)],
+        ])
+        self.state += torch.cat([mask_sums, depth_sums]).to(self.state.device)
+
+    def compute(self) -> dict[str, float]:
+        """The metrics of everything seen since the last :meth:`reset`, as Python floats."""
+        s = dict(zip(_STATE, self.state.tolist()))
+        if s["images"] == 0:
+            raise RuntimeError("SegDepthMetrics.compute(): no images seen since the last reset()")
+        n, pixels = s["images"], s["depth_pixels"]
+
+        def per_pixel(total: float) -> float:
+            return total / pixels if pixels else math.nan
+
+        return {
+            "mask_soft_iou": s["soft_iou"] / n,
+            "mask_iou": s["iou"] / n,
+            "mask_dice": s["dice"] / n,
+            "depth_rmse": math.sqrt(per_pixel(s["depth_sq_err"])),
+            "depth_abs_rel": per_pixel(s["depth_abs_rel"]),
+            "depth_delta1": per_pixel(s["depth_delta1"]),
+            "depth_delta2": per_pixel(s["depth_delta2"]),
+            "depth_delta3": per_pixel(s["depth_delta3"]),
+        }
+
+    def sync(self, process_group=None) -> SegDepthMetrics:
+        """Sum the state over all processes of ``process_group`` (default: the whole world) so
+        that :meth:`compute` gives the metrics of the whole split on every rank. Every rank must
+        call it, once per epoch; a no-op outside ``torch.distributed``. Returns ``self``."""
+        import torch.distributed as dist
+
+        if not (dist.is_available() and dist.is_initialized()):
+            return self
+        if self._synced:
+            raise RuntimeError("SegDepthMetrics.sync() called twice; call reset() to start over")
+        dist.all_reduce(self.state, op=dist.ReduceOp.SUM, group=process_group)
+        self._synced = True
+        return self
