@@ -1,3 +1,49 @@
 """dsnet: DSResNet, a two-input encoder-decoder that predicts the foreground's mask and the
-scene's depth from a background image (BG) and the same scene with a foreground (BG-FG)."""
+scene's depth from a background image (BG) and the same scene with a foreground (BG-FG).
+
+>>> import dsnet
+>>> model = dsnet.DSResNet()
+>>> depth_logits, mask_logits = model(bg, bg_fg)   # (B, 3, H, W) each -> (B, 1, H, W) each
+"""
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 __version__ = "0.1.0"
+
+# Public name -> module. Imported on first use, so that `python -m dsnet.sync` can run
+# (and repair) a checkout whose generated modules are missing or stale, and so that
+# `import dsnet` stays cheap.
+_EXPORTS = {
+    "DoubleConvBlock": "dsnet.blocks",
+    "ResEncoderBlock": "dsnet.blocks",
+    "ResDecoderBlock": "dsnet.blocks",
+    "DSResNet": "dsnet.model",
+    "Prediction": "dsnet.model",
+    "check_inputs": "dsnet.model",
+    "traced_shapes": "dsnet.model",
+    "Stage": "dsnet.shapes",
+    "check_input_size": "dsnet.shapes",
+    "shape_table": "dsnet.shapes",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        value = getattr(importlib.import_module(_EXPORTS[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'dsnet' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)
+
+
+if TYPE_CHECKING:
+    from dsnet.blocks import DoubleConvBlock, ResDecoderBlock, ResEncoderBlock
+    from dsnet.model import DSResNet, Prediction, check_inputs, traced_shapes
+    from dsnet.shapes import Stage, check_input_size, shape_table

@@ -66,4 +66,5 @@ class ResDecoderBlock(nn.Module):
         if self.fuse is not None:
             skip = self.fuse(torch.cat(skip, dim=1))
         x = torch.cat([x, skip], dim=1)
-        return self.double_conv(x) + self.shortcut(x)
+        shortcut = self.shortcut(x)
+        return self.double_conv(x) + shortcut

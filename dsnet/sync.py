@@ -237,12 +237,18 @@ def missing_outputs(ipynb_text: str) -> list[int]:
 
 
 def execute(chapter: Path, timeout: int = 1800):
+    """Run the chapter in a fresh kernel; exit with the failing cell's error on failure."""
     import jupytext
     from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError
 
     nb = jupytext.read(chapter)
-    NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                   resources={"metadata": {"path": str(chapter.parent)}}).execute()
+    try:
+        NotebookClient(nb, timeout=timeout, kernel_name="python3",
+                       resources={"metadata": {"path": str(chapter.parent)}}).execute()
+    except CellExecutionError as error:
+        message = str(error).strip().splitlines()
+        raise SystemExit(f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(message[-12:]))
     return nb
 
 

@@ -1,0 +1,114 @@
+"""The literate sync: chapters, generated modules and Colab notebooks must agree."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def sync(*args: str, root: Path = ROOT, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dsnet.sync", "--root", str(root), *args],
+                          capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.fixture()
+def checkout(tmp_path: Path) -> Path:
+    """A copy of the parts of the source checkout that the sync reads and writes."""
+    for name in ("book", "dsnet"):
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    return tmp_path
+
+
+def test_the_repository_is_in_sync():
+    result = sync("--check")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_generated_modules_name_their_chapter():
+    for module in ("blocks", "shapes", "model"):
+        first = (ROOT / "dsnet" / f"{module}.py").read_text().splitlines()[0]
+        assert first == f"# Generated from book/{module}.md by `python -m dsnet.sync`."
+
+
+def test_a_hand_edit_to_a_generated_module_is_caught_and_repaired(checkout):
+    module = checkout / "dsnet" / "blocks.py"
+    pristine = module.read_text()
+    module.write_text(pristine.replace("kernel_size=3", "kernel_size=5", 1))
+    result = sync("--check", root=checkout)
+    assert result.returncode == 1
+    assert "stale: dsnet/blocks.py: differs from its chapter" in result.stdout
+    assert sync(root=checkout).returncode == 0
+    assert module.read_text() == pristine
+    assert sync("--check", root=checkout).returncode == 0
+
+
+def test_a_chapter_edit_without_regenerating_names_every_stale_file(checkout):
+    chapter = checkout / "book" / "shapes.md"
+    chapter.write_text(chapter.read_text().replace("MIN_SIZE = 2 * DIVISOR", "MIN_SIZE = 3 * DIVISOR"))
+    result = sync("--check", root=checkout)
+    assert result.returncode == 1
+    assert "stale: dsnet/shapes.py" in result.stdout
+    assert "stale: book/shapes.ipynb" in result.stdout
+    assert "dsnet/model.py" not in result.stdout  # only what changed is named
+
+
+def test_regenerating_keeps_stored_outputs_of_unchanged_cells(checkout):
+    chapter = checkout / "book" / "blocks.md"
+    chapter.write_text(chapter.read_text().replace("## The double convolution", "## The double convolution, again"))
+    assert sync(root=checkout).returncode == 0
+    cells = json.loads((checkout / "book" / "blocks.ipynb").read_text())["cells"]
+    assert any("## The double convolution, again" in "".join(c["source"]) for c in cells)
+    outputs = ["".join(o.get("text", "")) for c in cells if c["cell_type"] == "code" for o in c["outputs"]]
+    assert "(2, 3, 64, 64) -> (2, 16, 64, 64)\n" in outputs
+
+
+def test_a_changed_printed_shape_fails_nbval_until_outputs_are_refreshed(checkout):
+    chapter = checkout / "book" / "blocks.md"
+    chapter.write_text(chapter.read_text().replace("x = torch.randn(2, 3, 64, 64)", "x = torch.randn(1, 3, 64, 64)"))
+    assert sync(root=checkout).returncode == 0
+    notebook = checkout / "book" / "blocks.ipynb"
+    assert "(2, 3, 64, 64) -> (2, 16, 64, 64)" in notebook.read_text()  # the stored output is now wrong
+    nbval = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
+             str(notebook)]
+    result = subprocess.run(nbval, capture_output=True, text=True, cwd=checkout, timeout=300)
+    assert result.returncode == 1, result.stdout[-2000:]
+    assert "(1, 3, 64, 64) -> (1, 16, 64, 64)" in result.stdout
+
+
+def test_an_export_removed_from_its_chapter_deletes_the_module(checkout):
+    (checkout / "dsnet" / "orphan.py").write_text("# Generated from book/gone.md by `python -m dsnet.sync`.\n")
+    result = sync("--check", root=checkout)
+    assert result.returncode == 1
+    assert "dsnet/orphan.py: should not exist" in result.stdout
+    sync(root=checkout)
+    assert not (checkout / "dsnet" / "orphan.py").exists()
+
+
+def test_the_colab_setup_cell_follows_the_repository_url(checkout):
+    config = checkout / "_config.yml"
+    config.write_text(config.read_text().replace("github.com/dsnet-book/dsnet", "github.com/someone/fork"))
+    result = sync("--check", root=checkout)
+    assert result.returncode == 1
+    assert "stale: book/model.md" in result.stdout
+    sync(root=checkout)
+    notebook = json.loads((checkout / "book" / "model.ipynb").read_text())
+    setup = next(c for c in notebook["cells"] if c["cell_type"] == "code")
+    assert 'git+https://github.com/someone/fork"' in "".join(setup["source"])
+    assert "colab-setup" in setup["metadata"]["tags"]
+
+
+def test_an_installed_package_has_no_chapters_to_sync(tmp_path):
+    site = tmp_path / "site"
+    shutil.copytree(ROOT / "dsnet", site / "dsnet", ignore=shutil.ignore_patterns("__pycache__"))
+    result = subprocess.run([sys.executable, "-m", "dsnet.sync", "--check"], capture_output=True, text=True,
+                            cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""}, timeout=120)
+    assert result.returncode == 2
+    assert "no chapters to sync here" in result.stderr
