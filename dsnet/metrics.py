@@ -125,16 +125,18 @@ class SegDepthMetrics:
             _ratio_or_one(2 * both, predicted + actual).sum(),
         ])
 
+        # Masking with torch.where, not boolean indexing, keeps the update free of host syncs.
         target = batch["depth"].double()
         valid = target > self.min_depth
-        d, d_star = torch.sigmoid(depth_logits.double())[valid], target[valid]
-        error = d - d_star
+        d = torch.sigmoid(depth_logits.double())
+        d_star = torch.where(valid, target, torch.ones_like(target))  # no division by 0 below
+        error = torch.where(valid, d - d_star, torch.zeros_like(d))
         ratio = torch.maximum(d / d_star, d_star / d)  # inf where d == 0: outside every delta
         depth_sums = torch.stack([
             valid.sum().double(),
             (error * error).sum(),
             (error.abs() / d_star).sum(),
-            *[(ratio < 1.25**k).sum().double() for k in (1, 2, 3)],
+            *[(valid & (ratio < 1.25**k)).sum().double() for k in (1, 2, 3)],
         ])
         self.state += torch.cat([mask_sums, depth_sums]).to(self.state.device)
 
