@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 
 import numpy as np
 import pytest
@@ -10,8 +9,7 @@ import torch
 
 from dsnet.losses import (LOSSES, PRESETS, CombinedLoss, LossTerm, bce_loss, build_loss, dice_loss,
                           gaussian_window, parse_loss_spec, rmse_loss, ssim, ssim_loss, ssim_map)
-
-Prediction = namedtuple("Prediction", "depth mask")
+from dsnet.model import Prediction
 
 
 def test_bce_by_hand():

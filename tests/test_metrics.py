@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import math
-from collections import namedtuple
 
 import pytest
 import torch
@@ -10,8 +9,8 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dsnet.metrics import METRICS, SegDepthMetrics, dice_score, hard_iou, soft_iou
+from dsnet.model import Prediction
 
-Prediction = namedtuple("Prediction", "depth mask")
 
 
 def _logits(rows) -> torch.Tensor:
