@@ -1,0 +1,109 @@
+"""``dsnet data``: write the synthetic museum to disk, and measure how fast it renders.
+
+    dsnet data generate --out data/museum --count 10000 --size 224
+    dsnet data bench --sizes 224 96 64
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="generate or benchmark the synthetic museum",
+                                   description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+    gen = sub.add_parser("generate", help="write samples in the MODEST Museum layout (resumable)")
+    gen.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier run's)")
+    gen.add_argument("--count", type=int, required=True, help="number of samples")
+    gen.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--fg-per-bg", type=int, default=4, help="composites per background (default 4)")
+    gen.add_argument("--split", default="train", choices=("train", "val", "test"),
+                     help="which random stream of scenes to draw from (default train)")
+    gen.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
+    gen.add_argument("--batch-size", type=int, default=32)
+    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    gen.set_defaults(func=generate)
+    bench = sub.add_parser("bench", help="samples per second of the renderer")
+    bench.add_argument("--sizes", type=int, nargs="+", default=[224, 96, 64])
+    bench.add_argument("--batch-size", type=int, default=64)
+    bench.add_argument("--repeats", type=int, default=5, help="timed batches per size (median reported)")
+    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    bench.set_defaults(func=bench_command)
+
+
+def _device(name: str):
+    import torch
+
+    from dsnet.cli import UsageError
+
+    try:
+        device = torch.device(name)
+        torch.empty(1, device=device)
+    except (RuntimeError, AssertionError) as error:
+        raise UsageError(f"device {name!r} is not available ({str(error).splitlines()[0]})") from None
+    return device
+
+
+def generate(args: argparse.Namespace) -> int:
+    from dsnet.cli import UsageError
+    from dsnet.modest import ModestError, write_modest
+
+    if args.count < 1 or args.size < 8 or args.fg_per_bg < 1 or args.batch_size < 1:
+        raise UsageError("--count, --fg-per-bg and --batch-size must be >= 1, --size >= 8")
+    if not 1 <= args.quality <= 100:
+        raise UsageError("--quality must be in 1..100")
+    try:
+        root = write_modest(args.out, args.count, size=args.size, seed=args.seed, fg_per_bg=args.fg_per_bg,
+                            split=args.split, quality=args.quality, batch_size=args.batch_size,
+                            device=_device(args.device), progress=not args.quiet)
+    except ModestError as error:
+        raise UsageError(str(error)) from None
+    print(f"{args.count} samples in {root}")
+    return 0
+
+
+def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="cpu") -> dict[int, float]:
+    """Median samples/s of :func:`dsnet.scene.museum_batch` per size (one warm-up batch first;
+    every timed batch shows new scenes)."""
+    import torch
+
+    from dsnet.scene import museum_batch
+
+    def sync():
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+
+    out = {}
+    for size in sizes:
+        museum_batch(range(batch_size), size, seed=1, device=device)
+        rates = []
+        for r in range(repeats):
+            sync()
+            start = time.perf_counter()
+            museum_batch(range((r + 1) * batch_size, (r + 2) * batch_size), size, seed=1, device=device)
+            sync()
+            rates.append(batch_size / (time.perf_counter() - start))
+        out[size] = statistics.median(rates)
+    return out
+
+
+def bench_command(args: argparse.Namespace) -> int:
+    import torch
+
+    from dsnet.cli import UsageError
+
+    if min(args.sizes) < 8 or args.batch_size < 1 or args.repeats < 1:
+        raise UsageError("--sizes must be >= 8, --batch-size and --repeats >= 1")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = _device(args.device)
+    print(f"device {device}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "
+          f"median of {args.repeats}")
+    for size, rate in bench(args.sizes, args.batch_size, args.repeats, device).items():
+        print(f"{size:>5} x {size:<5} {rate:8.1f} samples/s")
+    return 0

@@ -1,0 +1,281 @@
+# Generated from book/data.md by `python -m dsnet.sync`.
+# Do not edit: change the chapter and run the sync again.
+"""The MODEST Museum layout on disk: a resumable writer for the synthetic museum, and a
+reader for a written folder or for the real download."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
+MARKER = ".dsnet-museum.json"
+
+
+class ModestError(ValueError):
+    """A MODEST folder that cannot be read as asked; the message names the file."""
+
+
+def sample_names(index: int, fg_per_bg: int, width: int = 3) -> tuple[str, str, str, str]:
+    """The four file names (no extension) of sample ``index``: its background, composite,
+    mask and depth map, as ``file_map.txt`` lists them."""
+    b, f = divmod(index, fg_per_bg)
+    bg = f"bg{b:0{width}d}"
+    fg = f"{bg}_fg{f:0{width}d}_00"
+    return bg, fg, f"{fg}_mask", f"{fg}_depth_map"
+
+
+def _to_uint8(x: Tensor) -> np.ndarray:
+    """``(C, H, W)`` in [0, 1] to an ``(H, W, C)`` or ``(H, W)`` uint8 array."""
+    a = (x.detach().clamp(0, 1) * 255).round().to(torch.uint8).cpu().permute(1, 2, 0).numpy()
+    return a[..., 0] if a.shape[-1] == 1 else a
+
+
+def _save_jpeg(path: Path, pixels: np.ndarray, quality: int) -> None:
+    """Write to a hidden temporary name, then rename: a file is either whole or absent."""
+    from PIL import Image
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        Image.fromarray(pixels).save(tmp, format="JPEG", quality=quality)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
+    """``x, y, width, height`` of the mask's non-zero pixels; zeros for an empty mask."""
+    ys, xs = torch.nonzero(mask.reshape(mask.shape[-2:]) > 0.5, as_tuple=True)
+    if len(xs) == 0:
+        return 0, 0, 0, 0
+    x0, y0 = int(xs.min()), int(ys.min())
+    return x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
+
+
+def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int = 0, fg_per_bg: int = 4,
+                 split: str = "train", quality: int = 95, batch_size: int = 32,
+                 device: torch.device | str = "cpu", progress: bool = True) -> Path:
+    """Render ``count`` samples of the synthetic museum into ``out`` in the MODEST Museum layout.
+
+    Resumable: samples whose four files exist are kept (files appear only whole, by rename),
+    the rest are rendered; ``file_map.txt`` and ``bbox.txt`` are written last. Refuses a
+    non-empty folder it did not create, or one created with other settings."""
+    from dsnet.scene import museum_batch
+    from tqdm.auto import tqdm
+
+    root = Path(out)
+    if count < 1 or size < 8 or fg_per_bg < 1 or not 1 <= quality <= 100:
+        raise ModestError("need count >= 1, size >= 8, fg_per_bg >= 1 and quality in 1..100")
+    settings = {"generator": "dsnet.scene", "count": count, "size": size, "seed": seed,
+                "fg_per_bg": fg_per_bg, "split": split, "quality": quality}
+    marker = root / MARKER
+    if root.exists() and not root.is_dir():
+        raise ModestError(f"{root} is a file, not a folder")
+    if marker.exists():
+        old = json.loads(marker.read_text(encoding="utf-8"))
+        if old != settings:
+            changed = ", ".join(f"{k}={old.get(k)!r}" for k in settings if old.get(k) != settings[k])
+            raise ModestError(f"{root} was written with other settings ({changed}); use a new folder")
+    elif root.exists() and any(root.iterdir()):
+        raise ModestError(f"{root} is not empty and was not written by dsnet; use a new or empty folder")
+    root.mkdir(parents=True, exist_ok=True)
+    _write_text(marker, json.dumps(settings, indent=1) + "\n")
+    for folder in FOLDERS:
+        (root / folder).mkdir(exist_ok=True)
+    for stale in root.glob("*/.*.tmp"):          # left by a run that was killed mid-write
+        stale.unlink()
+    width = max(3, len(str(max(count - 1, 0) // fg_per_bg)), len(str(fg_per_bg - 1)))
+    names = [sample_names(i, fg_per_bg, width) for i in range(count)]
+
+    def paths(i):
+        bg, fg, mask, depth = names[i]
+        return [root / "bg" / f"{bg}.jpeg", root / "bg_fg" / f"{fg}.jpeg",
+                root / "bg_fg_mask" / f"{mask}.jpeg", root / "bg_fg_depth_map" / f"{depth}.jpeg"]
+
+    todo = [i for i in range(count) if not all(p.exists() for p in paths(i))]
+    boxes: dict[int, tuple[int, int, int, int]] = {}
+    with tqdm(total=count, initial=count - len(todo), desc="museum", unit="sample", disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            batch = museum_batch(chunk, size, seed, split, fg_per_bg, device)
+            for j, i in enumerate(chunk):
+                p = paths(i)
+                if not p[0].exists():
+                    _save_jpeg(p[0], _to_uint8(batch["bg"][j]), quality)
+                for path, key in zip(p[1:], ("bg_fg", "mask", "depth")):
+                    _save_jpeg(path, _to_uint8(batch[key][j]), quality)
+                boxes[i] = _bbox(batch["mask"][j])
+                bar.update(1)
+    for i in range(count):
+        if i not in boxes:                       # kept from an earlier run: read its mask
+            boxes[i] = _bbox(_read_image(paths(i)[2], 1))
+    _write_text(root / "bbox.txt", "".join(f"{names[i][1]}.jpeg\t" + "\t".join(map(str, boxes[i])) + "\n"
+                                           for i in range(count)))
+    _write_text(root / "file_map.txt", "".join("\t".join(n) + "\n" for n in names))
+    return root
+
+
+def _read_image(path: Path, channels: int, size: int | None = None) -> Tensor:
+    """An image file as a float ``(channels, H, W)`` tensor in [0, 1]; errors name the file."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            if size is not None and im.size != (size, size):
+                raise ModestError(f"{path}: is {im.size[0]}x{im.size[1]}, expected {size}x{size}")
+            a = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+    except FileNotFoundError:
+        raise ModestError(f"{path}: missing") from None
+    except ModestError:
+        raise
+    except Exception as error:                    # PIL's errors for damaged files vary
+        raise ModestError(f"{path}: not a readable image ({error})") from None
+    t = torch.from_numpy(a.copy()).float() / 255
+    return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
+
+
+def read_file_map(root: str | os.PathLike) -> list[tuple[str, str, str, str]]:
+    """The lines of ``root/file_map.txt``: (bg, bg_fg, mask, depth map) names without extension."""
+    path = Path(root) / "file_map.txt"
+    if not path.is_file():
+        raise ModestError(f"{path}: missing; is {root} a MODEST Museum folder?")
+    rows = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        fields = line.strip().split("\t")
+        if len(fields) != 4:
+            raise ModestError(f"{path}:{n}: expected 4 tab-separated names, found {len(fields)}")
+        rows.append(tuple(fields))
+    if not rows:
+        raise ModestError(f"{path}: lists no samples")
+    return rows
+
+
+def modest_split(backgrounds: list[str], split_by: str = "background", val_fraction: float = 0.3,
+                 seed: int = 0) -> tuple[list[int], list[int]]:
+    """Train and validation indices of samples whose backgrounds are ``backgrounds``.
+
+    ``"random"``: the seed project's split, a random 70/30 over samples (the same rooms appear
+    in both); ``"background"``: whole backgrounds go to one side, so validation shows rooms the
+    model never saw."""
+    g = torch.Generator().manual_seed(seed)
+    if split_by == "random":
+        order = torch.randperm(len(backgrounds), generator=g).tolist()
+        n_val = round(val_fraction * len(order))
+        return sorted(order[n_val:]), sorted(order[:n_val])
+    if split_by != "background":
+        raise ValueError(f"split_by must be 'background' or 'random', not {split_by!r}")
+    unique = sorted(set(backgrounds))
+    order = [unique[i] for i in torch.randperm(len(unique), generator=g).tolist()]
+    val = set(order[:round(val_fraction * len(unique))])
+    train_idx = [i for i, b in enumerate(backgrounds) if b not in val]
+    return train_idx, [i for i, b in enumerate(backgrounds) if b in val]
+
+
+class ModestMuseum(Dataset):
+    """A folder in the MODEST Museum layout (the real download, or one ``write_modest`` made).
+
+    Items are dicts like the synthetic museum's: ``bg``, ``bg_fg`` ``(3, H, W)`` and ``mask``,
+    ``depth`` ``(1, H, W)``, floats in [0, 1] (masks thresholded at 0.5 unless
+    ``binary_mask=False``). ``split`` is ``"train"``, ``"val"`` or ``"all"``.
+
+    ``check="header"`` opens every file once when the dataset is made (size and format, no
+    decoding), ``"full"`` decodes them too, ``"none"`` trusts the folder. A bad sample raises
+    a :class:`ModestError` naming its file, or with ``on_error="skip"`` is left out and
+    counted in ``skipped`` (its reasons in ``problems``)."""
+
+    def __init__(self, root: str | os.PathLike, split: str = "train", split_by: str = "background",
+                 val_fraction: float = 0.3, seed: int = 0, image_size: int | None = None,
+                 resize: int | None = None, check: str = "header", on_error: str = "raise",
+                 binary_mask: bool = True) -> None:
+        if split not in ("train", "val", "all") or check not in ("none", "header", "full") \
+                or on_error not in ("raise", "skip"):
+            raise ValueError("split: train/val/all, check: none/header/full, on_error: raise/skip")
+        self.root = Path(root)
+        rows = read_file_map(self.root)
+        self.image_size = image_size if image_size is not None else self._first_size(rows)
+        self.resize, self.binary_mask = resize, binary_mask
+        self.problems: list[str] = []
+        good = []
+        for row in rows:
+            try:
+                for path, channels in zip(self._paths(row), (3, 3, 1, 1)):
+                    self._check(path, check)
+                good.append(row)
+            except ModestError as error:
+                if on_error == "raise":
+                    raise
+                self.problems.append(str(error))
+        self.skipped = len(self.problems)
+        if not good:
+            raise ModestError(f"{self.root}: no readable samples ({self.skipped} skipped)")
+        if split == "all":
+            keep = list(range(len(good)))
+        else:
+            train_idx, val_idx = modest_split([r[0] for r in good], split_by, val_fraction, seed)
+            keep = train_idx if split == "train" else val_idx
+        self.samples = [good[i] for i in keep]
+
+    def _paths(self, row) -> list[Path]:
+        return [self.root / folder / f"{name}.jpeg" for folder, name in zip(FOLDERS, row)]
+
+    def _first_size(self, rows) -> int:
+        from PIL import Image
+
+        path = self._paths(rows[0])[0]
+        try:
+            with Image.open(path) as im:
+                return im.size[1]
+        except FileNotFoundError:
+            raise ModestError(f"{path}: missing") from None
+        except Exception as error:
+            raise ModestError(f"{path}: not a readable image ({error})") from None
+
+    def _check(self, path: Path, check: str) -> None:
+        from PIL import Image
+
+        if check == "none":
+            if not path.is_file():
+                raise ModestError(f"{path}: missing")
+            return
+        if check == "full":
+            _read_image(path, 1, self.image_size)
+            return
+        try:
+            with Image.open(path) as im:
+                if im.size != (self.image_size, self.image_size):
+                    raise ModestError(f"{path}: is {im.size[0]}x{im.size[1]}, expected "
+                                      f"{self.image_size}x{self.image_size}")
+        except FileNotFoundError:
+            raise ModestError(f"{path}: missing") from None
+        except ModestError:
+            raise
+        except Exception as error:
+            raise ModestError(f"{path}: not a readable image ({error})") from None
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int) -> dict[str, Tensor]:
+        paths = self._paths(self.samples[index])
+        out = {k: _read_image(p, c, self.image_size) for k, p, c in zip(
+            ("bg", "bg_fg", "mask", "depth"), paths, (3, 3, 1, 1))}
+        if self.resize is not None and self.resize != self.image_size:
+            out = {k: torch.nn.functional.interpolate(v[None], size=(self.resize,) * 2, mode="bilinear",
+                                                      align_corners=False, antialias=True)[0]
+                   for k, v in out.items()}
+        if self.binary_mask:
+            out["mask"] = (out["mask"] > 0.5).float()
+        return out

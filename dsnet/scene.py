@@ -1,0 +1,558 @@
+# Generated from book/data.md by `python -m dsnet.sync`.
+# Do not edit: change the chapter and run the sync again.
+"""A procedural museum: random rooms with paintings, human-like figures and props, ray-cast
+in batches with PyTorch, with exact foreground masks and depth."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import Tensor
+
+FAR = 20.0            # metres: depth 1.0 in the normalized depth maps
+TILE = 16             # pixels per side of a culling tile
+N_FIGURES, FIGURE_PRIMS = 3, 10
+N_PROPS, PROP_PRIMS = 2, 3
+N_PRIMS = N_FIGURES * FIGURE_PRIMS + N_PROPS * PROP_PRIMS
+N_PAINTINGS = 4       # one slot per wall
+ROOM_DRAWS, FG_DRAWS = 160, 400
+SPLITS = {"train": 0, "val": 1, "test": 2}
+
+
+def scene_uniforms(keys: list[tuple[int, ...]], n: int) -> Tensor:
+    """``n`` uniforms in [0, 1) for each key, from a generator seeded by that key alone,
+    so a scene never depends on the batch it is drawn in (float64, on the CPU)."""
+    rows = [np.random.default_rng([int(k) for k in key]).random(n) for key in keys]
+    return torch.from_numpy(np.stack(rows))
+
+
+class Draws:
+    """Hands out successive columns of a ``(B, n)`` table of uniforms."""
+
+    def __init__(self, u: Tensor) -> None:
+        self.u, self.used = u, 0
+
+    def __call__(self, lo: float = 0.0, hi: float = 1.0, *shape: int) -> Tensor:
+        n = math.prod(shape)
+        if self.used + n > self.u.shape[1]:
+            raise RuntimeError("scene needs more random numbers than were drawn")
+        out = self.u[:, self.used:self.used + n].reshape(-1, *shape)
+        self.used += n
+        return lo + (hi - lo) * out
+
+    def choice(self, n: int, *shape: int) -> Tensor:
+        return (self(0, n, *shape).floor().long()).clamp(max=n - 1)
+
+
+def room_params(u: Tensor) -> dict[str, Tensor]:
+    """Room size, camera, light, surface textures and paintings from a table of uniforms."""
+    d = Draws(u)
+    B = u.shape[0]
+    X, Z, Y = d(4.0, 14.0), d(4.0, 14.0), d(2.7, 5.0)
+    yaw, pitch, roll = d(-math.pi, math.pi), d(-0.45, 0.15), d(-0.05, 0.05)
+    hfov = d(math.radians(45), math.radians(95))
+    height = torch.minimum(d(0.9, 2.1), Y - 0.4)
+    # stand somewhere behind the room's centre, looking across it
+    back, side = d(0.1, 0.9), d(-0.6, 0.6)
+    fwd = torch.stack([torch.sin(yaw), torch.cos(yaw)], -1)          # (x, z)
+    lat = torch.stack([torch.cos(yaw), -torch.sin(yaw)], -1)
+    half = torch.stack([X, Z], -1) / 2 - 0.5
+    xz = -fwd * back[:, None] * half + lat * side[:, None] * half
+    xz = torch.maximum(torch.minimum(xz, half), -half)
+    origin = torch.stack([xz[:, 0], height, xz[:, 1]], -1)
+    f = torch.stack([torch.cos(pitch) * torch.sin(yaw), torch.sin(pitch), torch.cos(pitch) * torch.cos(yaw)], -1)
+    r = torch.stack([torch.cos(yaw), torch.zeros_like(yaw), -torch.sin(yaw)], -1)
+    up = torch.linalg.cross(f, r)
+    cr, sr = torch.cos(roll)[:, None], torch.sin(roll)[:, None]
+    r, up = cr * r + sr * up, -sr * r + cr * up
+    rot = torch.stack([r, up, f], -1)                                   # columns: right, up, forward
+    light = torch.stack([d(-0.45, 0.45) * X, Y - d(0.1, 0.6), d(-0.45, 0.45) * Z], -1)
+    tint = d(0.7, 1.0, 3)
+    light_color = tint / tint.max(-1, keepdim=True).values
+    # surfaces: 0 floor, 1 walls, 2 ceiling; colours, pattern kind, scale, angle, noise
+    base = d(0.1, 0.95, 3, 3)
+    other = d(0.05, 0.95, 3, 3)
+    contrast = d(0.1, 1.0, 3, 1)
+    c2 = base + contrast * (other - base) * (d(0, 1, 3, 1) < 0.6)
+    kind = d.choice(5, 3)                                              # 4 = plain
+    weights = torch.nn.functional.one_hot(kind, 5)[..., :4].double()
+    freq = d(0.4, 4.0, 3)
+    angle = d(0, math.pi, 3) * (d(0, 1, 3) < 0.5)
+    noise_k = d(-6, 6, 3, 4)
+    noise_p = d(0, 2 * math.pi, 3, 2)
+    noise_a = d(0.0, 0.25, 3)
+    wainscot = torch.where(d() < 0.4, d(0.6, 1.3), torch.zeros(B, dtype=u.dtype))
+    wainscot_color = d(0.1, 0.9, 3)
+    # paintings: which wall (2..5), centre along the wall and in height, size, image, frame
+    wall = 2 + torch.arange(N_PAINTINGS).expand(B, -1)               # one slot per wall
+    length = torch.where(wall < 4, Z[:, None], X[:, None])
+    painting_bank()
+    image = d.choice(len(PAINTING_ASPECTS), N_PAINTINGS)
+    aspect = torch.tensor(PAINTING_ASPECTS, dtype=u.dtype)[image]
+    hh = d(0.25, 0.8, N_PAINTINGS)
+    hh = torch.minimum(hh, (Y[:, None] - 0.6) / 2)
+    hw = torch.minimum(hh * aspect, length / 2 - 0.5)
+    hh = hw / aspect
+    u0 = d(-0.5, 0.5, N_PAINTINGS) * (length - 2 * hw - 0.4).clamp(min=0)
+    v0 = torch.minimum(d(1.3, 2.0, N_PAINTINGS), Y[:, None] - hh - 0.3)
+    frame = d(0.02, 0.12, N_PAINTINGS) * (d(0, 1, N_PAINTINGS) < 0.8)
+    frame_color = d(0.05, 0.9, N_PAINTINGS, 3) * d(0.3, 1.0, N_PAINTINGS, 1)
+    flip = torch.where(d(0, 1, N_PAINTINGS) < 0.5, -1.0, 1.0).double()
+    valid = d(0, 1, N_PAINTINGS) < 0.65
+    return dict(
+        room=torch.stack([X, Y, Z], -1), origin=origin, rot=rot, focal=1 / torch.tan(hfov / 2), hfov=hfov,
+        yaw=yaw, light=light, light_color=light_color, light_power=d(6.0, 30.0), ambient=d(0.25, 0.6),
+        exposure=d(0.75, 1.25), c1=base, c2=c2, weights=weights, freq=freq, angle=angle,
+        noise_k=noise_k, noise_p=noise_p, noise_a=noise_a, wainscot=wainscot,
+        wainscot_color=wainscot_color, p_wall=wall, p_image=image, p_u0=u0, p_v0=v0, p_hw=hw, p_hh=hh,
+        p_frame=frame, p_frame_color=frame_color, p_flip=flip, p_valid=valid,
+    )
+
+
+def camera_rays(scene: dict[str, Tensor], size: int, padded: int) -> tuple[Tensor, Tensor, Tensor]:
+    """World directions ``(B, padded**2)`` per axis of the rays through the pixel centres.
+    Each ray is scaled so that its forward component is 1: a hit at parameter t is t metres in
+    front of the camera (planar z-depth), which is what a depth map stores."""
+    c = (torch.arange(padded, device=scene["focal"].device, dtype=torch.float32) + 0.5) / size * 2 - 1
+    f = scene["focal"][:, None, None]
+    x, y = c[None, None, :] / f, -c[None, :, None] / f
+    R = scene["rot"]
+    return tuple((x * R[:, k, 0, None, None] + y * R[:, k, 1, None, None] + R[:, k, 2, None, None])
+                 .reshape(R.shape[0], -1) for k in range(3))
+
+
+PAINTING_SIZE = 128
+PAINTINGS: Tensor | None = None
+PAINTING_ASPECTS: list[float] = []
+_BANK: dict[str, Tensor] = {}
+
+
+def _load_paintings() -> tuple[list[np.ndarray], list[float]]:
+    import gzip
+
+    import matplotlib
+    from matplotlib import cbook
+    from matplotlib.colors import LightSource, Normalize
+    from PIL import Image
+
+    def sample(name):
+        return cbook.get_sample_data(name, asfileobj=False)
+
+    def rgb_file(name):
+        im = Image.open(sample(name)).convert("RGBA")
+        canvas = Image.new("RGBA", im.size, (235, 230, 220, 255))
+        return np.asarray(Image.alpha_composite(canvas, im).convert("RGB")) / 255.0
+
+    def cmap(values, name):
+        return matplotlib.colormaps[name](Normalize()(values))[..., :3]
+
+    topo = np.load(sample("topobathy.npz"))["topo"]
+    dem = np.load(sample("jacksboro_fault_dem.npz"))["elevation"]
+    with gzip.open(sample("s1045.ima.gz")) as f:
+        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
+    gauss = np.load(sample("axes_grid/bivariate_normal.npy"))
+    images = [
+        rgb_file("grace_hopper.jpg"),
+        rgb_file("Minduka_Present_Blue_Pack.png"),
+        rgb_file("logo2.png"),
+        cmap(topo[::-1], "terrain"),
+        LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"], blend_mode="overlay")[..., :3],
+        cmap(mri, "bone"),
+        cmap(gauss, "magma"),
+        cmap(np.add.outer(np.sin(np.linspace(0, 9, 64)), np.cos(np.linspace(0, 7, 64))), "twilight"),
+    ]
+    return images, [im.shape[1] / im.shape[0] for im in images]
+
+
+def _resize(image: np.ndarray, size: int) -> np.ndarray:
+    from PIL import Image
+
+    im = Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8))
+    return np.asarray(im.resize((size, size), Image.BILINEAR)) / 255.0
+
+
+def painting_bank(device: torch.device | str = "cpu") -> Tensor:
+    """All paintings as one ``(3, n * 128 * 128)`` table for lookups by flat index."""
+    global PAINTINGS, PAINTING_ASPECTS
+    if PAINTINGS is None:
+        images, PAINTING_ASPECTS = _load_paintings()
+        PAINTINGS = torch.from_numpy(np.stack([_resize(im, PAINTING_SIZE) for im in images])).float()
+    key = str(device)
+    if key not in _BANK:
+        _BANK[key] = PAINTINGS.permute(3, 0, 1, 2).reshape(3, -1).contiguous().to(device)
+    return _BANK[key]
+
+
+def _safe(v: Tensor) -> Tensor:
+    return torch.where(v >= 0, v.clamp(min=1e-9), v.clamp(max=-1e-9))
+
+
+def room_hit(scene, dx, dy, dz):
+    """Distance and face of the first hit of each ray with the inside of the room's box.
+    Faces: 0 floor, 1 ceiling, 2 and 3 the walls at -x and +x, 4 and 5 those at -z and +z."""
+    X, Y, Z = (v[:, None] for v in scene["room"].unbind(-1))
+    ox, oy, oz = (v[:, None] for v in scene["origin"].unbind(-1))
+    dx, dy, dz = _safe(dx), _safe(dy), _safe(dz)
+    tx = torch.where(dx > 0, X / 2 - ox, -X / 2 - ox) / dx
+    ty = torch.where(dy > 0, Y - oy, -oy) / dy
+    tz = torch.where(dz > 0, Z / 2 - oz, -Z / 2 - oz) / dz
+    t = torch.minimum(torch.minimum(tx, ty), tz)
+    face = torch.where(t == ty, (dy > 0).long(), torch.where(t == tx, 2 + (dx > 0).long(), 4 + (dz > 0).long()))
+    return t, face
+
+
+def _pick(table: Tensor, index: Tensor) -> Tensor:
+    """``table`` (B, k) looked up per pixel with ``index`` (B, N) in [0, k)."""
+    return table.gather(1, index)
+
+
+def shade(scene, px, py, pz, nx, ny, nz, rgb):
+    """Lambert shading from a point light plus ambient light, then exposure."""
+    lx, ly, lz = (v[:, None] - p for v, p in zip(scene["light"].unbind(-1), (px, py, pz)))
+    dist2 = lx * lx + ly * ly + lz * lz
+    cos = ((nx * lx + ny * ly + nz * lz) * dist2.rsqrt()).clamp(min=0)
+    light = scene["ambient"][:, None] + scene["light_power"][:, None] * cos / (4.0 + dist2)
+    gain = (light * scene["exposure"][:, None])[None] * scene["light_color"].T[:, :, None]
+    return (rgb * gain).clamp(0, 1)
+
+
+def room_colors(scene, t, face, dx, dy, dz):
+    """Colour of every room pixel: a procedural pattern per surface, paintings, light."""
+    ox, oy, oz = (v[:, None] for v in scene["origin"].unbind(-1))
+    px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
+    on_x = (face == 2) | (face == 3)
+    wall = face >= 2
+    u = torch.where(wall, torch.where(on_x, pz, px), px)
+    v = torch.where(wall, py, pz)
+    cls = torch.where(wall, 1, torch.where(face == 0, 0, 2))     # floor, wall, ceiling
+    ang, freq = _pick(scene["angle"], cls), _pick(scene["freq"], cls)
+    ca, sa = torch.cos(ang), torch.sin(ang)
+    uu, vv = (u * ca - v * sa) * freq, (u * sa + v * ca) * freq
+    w = scene["weights"]
+    checker = torch.remainder(uu.floor() + vv.floor(), 2)
+    stripes = (uu - uu.floor() < 0.5).float()
+    grid = ((uu - uu.floor() < 0.07) | (vv - vv.floor() < 0.07)).float()
+    waves = 0.5 + 0.5 * torch.sin(uu * 6.2832) * torch.sin(vv * 3.1416)
+    s = (_pick(w[..., 0], cls) * checker + _pick(w[..., 1], cls) * stripes
+         + _pick(w[..., 2], cls) * grid + _pick(w[..., 3], cls) * waves)
+    k = scene["noise_k"]
+    noise = (torch.sin(_pick(k[..., 0], cls) * u + _pick(k[..., 1], cls) * v + _pick(scene["noise_p"][..., 0], cls))
+             + torch.sin(_pick(k[..., 2], cls) * u + _pick(k[..., 3], cls) * v + _pick(scene["noise_p"][..., 1], cls)))
+    grain = 1 + 0.5 * _pick(scene["noise_a"], cls) * noise
+    c1 = torch.stack([_pick(scene["c1"][..., i], cls) for i in range(3)])
+    c2 = torch.stack([_pick(scene["c2"][..., i], cls) for i in range(3)])
+    rgb = (c1 + (c2 - c1) * s[None]) * grain[None]
+    low = wall & (py < scene["wainscot"][:, None])
+    rgb = torch.where(low[None], scene["wainscot_color"].T[:, :, None] * grain[None], rgb)
+    rgb = paint_walls(scene, rgb, face, u, v)
+    normal = torch.tensor([[0, 1, 0], [0, -1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]],
+                          dtype=t.dtype, device=t.device)[face]
+    return shade(scene, px, py, pz, *normal.unbind(-1), rgb)
+
+
+def paint_walls(scene, rgb, face, u, v):
+    """Hang each wall's painting (if it has one), with its frame."""
+    bank = painting_bank(rgb.device)
+    S = PAINTING_SIZE
+    slot = (face - 2).clamp(min=0)
+
+    def pick(name):
+        return _pick(scene[name], slot)
+
+    hw, hh, fr = pick("p_hw"), pick("p_hh"), pick("p_frame")
+    su = (u - pick("p_u0")) / hw * pick("p_flip")
+    sv = (v - pick("p_v0")) / hh
+    au, av = su.abs(), sv.abs()
+    framed = (face >= 2) & _pick(scene["p_valid"], slot) & ((au - 1) * hw < fr) & ((av - 1) * hh < fr)
+    where = framed.reshape(-1).nonzero().squeeze(1)
+    if len(where) == 0:
+        return rgb
+    rgb = rgb.contiguous()
+    flat = rgb.view(3, -1)
+    fu, fv = su.reshape(-1)[where], sv.reshape(-1)[where]
+    b = where // u.shape[1]
+    k = slot.reshape(-1)[where]
+    inside = (fu.abs() < 1) & (fv.abs() < 1)
+    ix = ((fu + 1) * (S / 2)).long().clamp(0, S - 1)
+    iy = ((1 - fv) * (S / 2)).long().clamp(0, S - 1)
+    picture = bank[:, (scene["p_image"][b, k] * S + iy) * S + ix]
+    flat[:, where] = torch.where(inside[None], picture, scene["p_frame_color"][b, k].T)
+    return rgb
+
+
+def _yaw_rotate(p: Tensor, yaw: Tensor, at: Tensor) -> Tensor:
+    """Points ``p`` (B, n, 3) of a body frame turned by ``yaw`` about the vertical and moved to ``at``."""
+    c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
+    x, y, z = p.unbind(-1)
+    return torch.stack([x * c + z * s + at[:, None, 0], y, -x * s + z * c + at[:, None, 2]], -1)
+
+
+def figure_capsules(d: Draws, at: Tensor) -> dict[str, Tensor]:
+    """A human-like figure standing at ``at`` (B, 3): head, torso, two arms and two legs in
+    two segments each, as 10 capsules (a sphere is a capsule whose ends coincide)."""
+    B = at.shape[0]
+    h = d(1.0, 1.95)                                    # height, children to tall adults
+    girth = d(0.8, 1.35)
+    yaw = d(-math.pi, math.pi)
+    rl, ra = 0.036 * h * girth, 0.028 * h * girth     # leg and arm radii
+    rt = 0.085 * h * girth
+    head_r = 0.062 * h
+    z = torch.zeros_like(h)
+
+    def pt(x, y, zz):
+        return torch.stack([x, y, zz], -1)
+
+    head = pt(z, h - head_r, z)
+    neck, pelvis = pt(z, 0.80 * h, z), pt(z, 0.56 * h, z)
+    points_a, points_b, radii = [head, neck], [head, pelvis], [head_r, rt]
+    for side in (-1.0, 1.0):
+        # legs: the thigh swings forward or back, the shin hangs to the floor
+        swing, knee_bend = d(-0.5, 0.5), d(0.0, 0.6)
+        hip = pt(side * 0.055 * h * girth, 0.50 * h, z)
+        knee = hip + pt(z + side * 0.01 * h, -0.25 * h * torch.cos(swing), 0.25 * h * torch.sin(swing))
+        shin = torch.stack([z, -torch.cos(swing - knee_bend), torch.sin(swing - knee_bend)], -1)
+        foot = knee + shin * ((knee[:, 1] - rl) / torch.cos(swing - knee_bend))[:, None]
+        # arms: raised sideways (abduction), swung forward or back, bent at the elbow
+        abduct, swing, bend = d(0.05, 1.7) * (d() < 0.5) + d(0.05, 0.4), d(-0.8, 0.8), d(0.0, 1.6)
+        shoulder = pt(side * (rt + 0.5 * ra), 0.80 * h, z)
+        upper = torch.stack([side * torch.sin(abduct), -torch.cos(abduct) * torch.cos(swing),
+                             torch.cos(abduct) * torch.sin(swing)], -1)
+        elbow = shoulder + 0.16 * h[:, None] * upper
+        fore = torch.cos(bend)[:, None] * upper + torch.sin(bend)[:, None] * pt(z, z, z + 1)
+        hand = elbow + 0.15 * h[:, None] * fore / fore.norm(dim=-1, keepdim=True)
+        points_a += [hip, knee, shoulder, elbow]
+        points_b += [knee, foot, elbow, hand]
+        radii += [rl * 1.25, rl, ra * 1.15, ra]
+    a = _yaw_rotate(torch.stack(points_a, 1), yaw, at)
+    b = _yaw_rotate(torch.stack(points_b, 1), yaw, at)
+    r = torch.stack(radii, 1)
+    # colours: skin, shirt (maybe striped), trousers; long sleeves sometimes
+    tone = d()[:, None]
+    skin = (1 - tone) * torch.tensor([0.96, 0.80, 0.69], dtype=h.dtype) + tone * torch.tensor([0.30, 0.19, 0.12], dtype=h.dtype)
+    shirt, shirt2, trousers = d(0.03, 0.97, 3), d(0.03, 0.97, 3), d(0.03, 0.75, 3)
+    stripes = torch.where(d() < 0.5, d(8.0, 40.0), torch.zeros_like(h))
+    sleeves = d() < 0.4
+    forearm = torch.where(sleeves[:, None], shirt, skin)
+    #            head  torso  thigh  shin  upper fore  (x2)
+    c1 = torch.stack([skin, shirt] + [trousers, trousers, shirt, forearm] * 2, 1)
+    c2 = torch.stack([skin, shirt2] + [trousers, trousers, shirt2, torch.where(sleeves[:, None], shirt2, skin)] * 2, 1)
+    freq = torch.stack([z, stripes] + [z, z, stripes, stripes * sleeves] * 2, 1)
+    return dict(a=a, b=b, r=r, c1=c1, c2=c2, freq=freq)
+
+
+def prop_capsules(d: Draws, at: Tensor) -> dict[str, Tensor]:
+    """Something else standing on the floor, as 3 capsules: a plinth with a bust, a ball
+    with two smaller ones, or a bench."""
+    kind = d.choice(3)[:, None, None]
+    size = d(0.6, 1.4)[:, None]
+    yaw = d(-math.pi, math.pi)
+    z = torch.zeros_like(size)
+
+    def pts(*rows):
+        return torch.stack([torch.cat(row, -1) for row in rows], 1) * size[:, :, None]
+
+    # plinth: a thick column, a sphere on top, a smaller sphere beside it
+    ph = d(0.6, 1.6)[:, None]
+    pr = d(0.15, 0.35)[:, None]
+    plinth_a = pts((z, pr, z), (z, ph + 1.6 * pr, z), (z + pr, ph + 0.5 * pr, z))
+    plinth_b = pts((z, ph, z), (z, ph + 1.6 * pr, z), (z + pr, ph + 0.5 * pr, z))
+    plinth_r = torch.cat([pr, 0.8 * pr, 0.3 * pr], -1) * size
+    # balls: three spheres resting on the floor
+    br = d(0.15, 0.45, 3)
+    off = d(-0.8, 0.8, 3, 2)
+    off[:, 0] = 0
+    ball_a = torch.stack([off[..., 0], br, off[..., 1]], -1) * size[:, :, None]
+    ball_b, ball_r = ball_a, br * size
+    # bench: a seat and two legs
+    bl, bh = d(0.5, 1.1)[:, None], d(0.35, 0.55)[:, None]
+    bench_a = pts((-bl, bh, z), (-0.8 * bl, z + 0.06, z), (0.8 * bl, z + 0.06, z))
+    bench_b = pts((bl, bh, z), (-0.8 * bl, bh, z), (0.8 * bl, bh, z))
+    bench_r = torch.cat([z + 0.09, z + 0.05, z + 0.05], -1) * size
+    a = torch.where(kind == 0, plinth_a, torch.where(kind == 1, ball_a, bench_a))
+    b = torch.where(kind == 0, plinth_b, torch.where(kind == 1, ball_b, bench_b))
+    r = torch.where(kind[..., 0] == 0, plinth_r, torch.where(kind[..., 0] == 1, ball_r, bench_r))
+    a, b = _yaw_rotate(a, yaw, at), _yaw_rotate(b, yaw, at)
+    c1 = d(0.05, 0.95, 3, 3)
+    c2 = c1 * d(0.3, 1.0, 3, 1)
+    freq = torch.where(d(0, 1, 3) < 0.3, d(5.0, 30.0, 3), torch.zeros_like(c1[..., 0]))
+    return dict(a=a, b=b, r=r, c1=c1, c2=c2, freq=freq)
+
+
+def foreground_params(u: Tensor, room: dict[str, Tensor]) -> dict[str, Tensor]:
+    """1-3 figures and 0-2 props standing on the floor, mostly in front of the camera."""
+    d = Draws(u)
+    n_fig, n_prop = 1 + d.choice(N_FIGURES), d.choice(N_PROPS + 1)
+    X, Y, Z = room["room"].unbind(-1)
+    o = room["origin"]
+    parts, valid = [], []
+    for k in range(N_FIGURES + N_PROPS):
+        # a direction within (a bit more than) the field of view, a distance up to the wall
+        phi = room["yaw"] + d(-0.5, 0.5) * room["hfov"]
+        s, c = torch.sin(phi), torch.cos(phi)
+        tx = torch.where(s > 0, (X / 2 - 0.35 - o[:, 0]) / s.clamp(min=1e-9),
+                         (-X / 2 + 0.35 - o[:, 0]) / s.clamp(max=-1e-9))
+        tz = torch.where(c > 0, (Z / 2 - 0.35 - o[:, 2]) / c.clamp(min=1e-9),
+                         (-Z / 2 + 0.35 - o[:, 2]) / c.clamp(max=-1e-9))
+        reach = torch.minimum(tx, tz).clamp(min=0.0)
+        dist = torch.minimum(0.9 + (reach - 0.9).clamp(min=0) * d() ** 1.3, reach.clamp(min=0.9))
+        at = torch.stack([o[:, 0] + s * dist, torch.zeros_like(dist), o[:, 2] + c * dist], -1)
+        if k < N_FIGURES:
+            parts.append(figure_capsules(d, at))
+            valid.append((k < n_fig)[:, None].expand(-1, FIGURE_PRIMS))
+        else:
+            parts.append(prop_capsules(d, at))
+            valid.append((k - N_FIGURES < n_prop)[:, None].expand(-1, PROP_PRIMS))
+    out = {key: torch.cat([p[key] for p in parts], 1) for key in parts[0]}
+    out["valid"] = torch.cat(valid, 1)
+    return out
+
+
+def capsule_hit(o, d, a, b, r):
+    """Ray parameter of the first hit of rays ``o + t d`` with capsules (segment a-b, radius r),
+    ``inf`` where they miss. Shapes broadcast: vectors are tuples of x, y, z tensors."""
+    def dot(p, q):
+        return p[0] * q[0] + p[1] * q[1] + p[2] * q[2]
+
+    ba = tuple(bi - ai for ai, bi in zip(a, b))
+    oa = tuple(oi - ai for ai, oi in zip(a, o))
+    baba, bard, baoa = dot(ba, ba), dot(ba, d), dot(ba, oa)
+    rdoa, oaoa, dd = dot(d, oa), dot(oa, oa), dot(d, d)
+    A = baba * dd - bard * bard
+    Bh = baba * rdoa - baoa * bard
+    C = baba * oaoa - baoa * baoa - r * r * baba
+    h = Bh * Bh - A * C
+    t_body = (-Bh - h.clamp(min=0).sqrt()) / A.clamp(min=1e-12)
+    y = baoa + t_body * bard
+    body = (h >= 0) & (A > 1e-12) & (y > 0) & (y < baba)
+    # otherwise the nearest end cap: a sphere at a (y <= 0) or at b
+    at_a = y <= 0
+    oc = tuple(torch.where(at_a, oai, oi - bi) for oai, oi, bi in zip(oa, o, b))
+    Bc = dot(d, oc)
+    hc = Bc * Bc - dd * (dot(oc, oc) - r * r)
+    t_cap = (-Bc - hc.clamp(min=0).sqrt()) / dd
+    t = torch.where(body, t_body, torch.where((h >= 0) & (hc >= 0), t_cap, torch.inf))
+    return torch.where(t > 1e-4, t, torch.inf)
+
+
+def tiles_touched(scene, fg, size, n_tiles):
+    """``(pairs, 4)``: (sample, capsule, tile row, tile column) for every tile that a capsule's
+    bounding sphere may cover on screen; only those pixels are tested against it."""
+    a, b = fg["a"], fg["b"]
+    centre, radius = (a + b) / 2, (b - a).norm(dim=-1) / 2 + fg["r"]
+    q = torch.einsum("bpk,bkj->bpj", centre - scene["origin"][:, None], scene["rot"])   # camera frame
+    x, y, z = q.unbind(-1)
+    f = scene["focal"][:, None]
+    near = z - radius
+    zs = near.clamp(min=1e-3)
+    corners_x = torch.stack([(x - radius) / zs, (x - radius) / (z + radius), (x + radius) / zs, (x + radius) / (z + radius)])
+    corners_y = torch.stack([(y - radius) / zs, (y - radius) / (z + radius), (y + radius) / zs, (y + radius) / (z + radius)])
+    big = near < 0.05                              # close to or around the camera: every tile
+    x0 = torch.where(big, -1e4, corners_x.min(0).values * f)
+    x1 = torch.where(big, 1e4, corners_x.max(0).values * f)
+    y0 = torch.where(big, -1e4, corners_y.min(0).values * f)
+    y1 = torch.where(big, 1e4, corners_y.max(0).values * f)
+    # ndc -> pixel column / row, then -> tile, with one pixel of margin
+    col0 = ((x0 + 1) / 2 * size - 1.5).clamp(-1, 1e5).floor() / TILE
+    col1 = ((x1 + 1) / 2 * size + 0.5).clamp(-1, 1e5).floor() / TILE
+    row0 = ((1 - y1) / 2 * size - 1.5).clamp(-1, 1e5).floor() / TILE
+    row1 = ((1 - y0) / 2 * size + 0.5).clamp(-1, 1e5).floor() / TILE
+    tile = torch.arange(n_tiles, device=a.device, dtype=a.dtype)
+    visible = fg["valid"] & (z + radius > 0)
+    cols = (tile >= col0[..., None].floor()) & (tile <= col1[..., None].floor())
+    rows = (tile >= row0[..., None].floor()) & (tile <= row1[..., None].floor())
+    touch = visible[..., None, None] & rows[..., :, None] & cols[..., None, :]
+    return touch.nonzero()
+
+
+def render_foreground(scene, fg, dirs, t_room, size, padded):
+    """First hits of the rays with the capsules, tested only where they can be (tiles).
+    Returns the depth buffer and the index of the capsule seen per pixel (-1: the room)."""
+    B, N = t_room.shape
+    n_tiles = padded // TILE
+    pairs = tiles_touched(scene, fg, size, n_tiles)
+    t_best = t_room.reshape(-1).clone()
+    who = torch.full_like(t_best, -1, dtype=torch.long)
+    if len(pairs) == 0:
+        return t_best.view(B, N), who.view(B, N)
+    bi, pi, ty, tx = pairs.unbind(-1)
+    offs = torch.arange(TILE, device=t_room.device)
+    offs = (offs[:, None] * padded + offs[None, :]).reshape(-1)
+    pix = bi[:, None] * N + (ty * TILE * padded + tx * TILE)[:, None] + offs[None]   # (M, T*T)
+    d = tuple(c.reshape(-1)[pix] for c in dirs)
+    o = tuple(v[bi, None] for v in scene["origin"].unbind(-1))
+    a = tuple(v[bi, pi, None] for v in fg["a"].unbind(-1))
+    b = tuple(v[bi, pi, None] for v in fg["b"].unbind(-1))
+    t = capsule_hit(o, d, a, b, fg["r"][bi, pi, None])
+    t_best.scatter_reduce_(0, pix.reshape(-1), t.reshape(-1), "amin")
+    first = (t == t_best[pix]) & (t < t_room.reshape(-1)[pix])
+    prim = (bi * N_PRIMS + pi)[:, None].expand_as(pix)
+    who.scatter_reduce_(0, pix[first], prim[first], "amax")
+    return t_best.view(B, N), who.view(B, N)
+
+
+def foreground_colors(scene, fg, who, t, dirs):
+    """Colour of the pixels that see a capsule: its (maybe striped) colour, lit.
+    Returns their flat indices and their colours ``(3, n)``."""
+    flat = (who.reshape(-1) >= 0).nonzero().squeeze(1)
+    w = who.reshape(-1)[flat]
+    N = who.shape[1]
+    bi = flat // N
+    pi = w % N_PRIMS
+    tt = t.reshape(-1)[flat]
+    P = torch.stack([v[flat // N] + tt * c.reshape(-1)[flat] for v, c in zip(scene["origin"].unbind(-1), dirs)], -1)
+    a, ba = fg["a"][bi, pi], fg["b"][bi, pi] - fg["a"][bi, pi]
+    s = (((P - a) * ba).sum(-1) / (ba * ba).sum(-1).clamp(min=1e-12)).clamp(0, 1)
+    n = (P - a - s[:, None] * ba) / fg["r"][bi, pi, None]
+    stripe = (torch.sin(fg["freq"][bi, pi] * P[:, 1]) > 0).float()[:, None]
+    rgb = fg["c1"][bi, pi] + (fg["c2"][bi, pi] - fg["c1"][bi, pi]) * stripe
+    light = {k: scene[k][bi] for k in ("light", "light_color", "light_power", "ambient", "exposure")}
+    lit = shade(light, *P[:, :, None].unbind(1), *n[:, :, None].unbind(1), rgb.T[:, :, None])
+    return flat, lit[:, :, 0]
+
+
+def render(scene: dict[str, Tensor], fg: dict[str, Tensor], size: int) -> dict[str, Tensor]:
+    """Render a batch of scenes: ``bg`` (the room alone) and ``bg_fg`` (with its figures and
+    props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``."""
+    padded = -(-size // TILE) * TILE
+    dirs = camera_rays(scene, size, padded)
+    t_room, face = room_hit(scene, *dirs)
+    bg = room_colors(scene, t_room, face, *dirs)
+    t, who = render_foreground(scene, fg, dirs, t_room, size, padded)
+    flat, lit = foreground_colors(scene, fg, who, t, dirs)
+    bg = bg.contiguous()
+    bg_fg = bg.clone()
+    bg_fg.view(3, -1)[:, flat] = lit
+    B = t.shape[0]
+
+    def image(x):
+        return x.reshape(-1, B, padded, padded)[:, :, :size, :size].transpose(0, 1).contiguous()
+
+    return dict(bg=image(bg), bg_fg=image(bg_fg), mask=image((who >= 0)[None].float()),
+                depth=image((t / FAR).clamp(0, 1)[None]))
+
+
+def _to(params: dict[str, Tensor], device) -> dict[str, Tensor]:
+    return {k: v.to(device=device, dtype=torch.float32 if v.is_floating_point() else v.dtype)
+            for k, v in params.items()}
+
+
+def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per_bg: int = 1,
+                 device: torch.device | str = "cpu") -> dict[str, Tensor]:
+    """Samples ``indices`` of the synthetic museum, rendered on ``device``.
+
+    Sample i shows background (room, camera, light) ``i // fg_per_bg`` with foreground set
+    ``i % fg_per_bg``; each depends only on (seed, split, i), never on the batch around it."""
+    stream = SPLITS[split]
+    idx = [int(i) for i in indices]
+    rooms = [(seed, stream, 0, i // fg_per_bg) for i in idx]
+    fgs = [(seed, stream, 1, i // fg_per_bg, i % fg_per_bg) for i in idx]
+    room = room_params(scene_uniforms(rooms, ROOM_DRAWS))
+    fg = foreground_params(scene_uniforms(fgs, FG_DRAWS), room)
+    room, fg = _to(room, device), _to(fg, device)
+    chunk = max(1, (1 << 18) // (size * size))
+    parts = []
+    for s in range(0, len(idx), chunk):
+        part = slice(s, s + chunk)
+        parts.append(render({k: v[part] for k, v in room.items()}, {k: v[part] for k, v in fg.items()}, size))
+    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
