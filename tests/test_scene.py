@@ -1,0 +1,123 @@
+"""The synthetic museum renderer: determinism, masks, depth, occlusion."""
+import math
+
+import pytest
+import torch
+
+from dsnet import scene
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def batch():
+    return scene.museum_batch(range(8), SIZE, seed=3)
+
+
+def _close(a, b, tol=1e-4, frac=1e-3):
+    """Equal up to float noise: almost every pixel within ``tol``."""
+    return (a - b).abs().gt(tol).float().mean().item() <= frac
+
+
+def test_shapes_and_ranges(batch):
+    assert batch["bg"].shape == batch["bg_fg"].shape == (8, 3, SIZE, SIZE)
+    assert batch["mask"].shape == batch["depth"].shape == (8, 1, SIZE, SIZE)
+    for v in batch.values():
+        assert v.dtype == torch.float32 and v.min() >= 0 and v.max() <= 1
+    assert set(batch["mask"].unique().tolist()) <= {0.0, 1.0}
+    assert batch["mask"].mean() > 0.01                      # there are foregrounds to see
+
+
+def test_same_sample_in_any_batch():
+    big = scene.museum_batch([5, 6, 7, 8, 9], SIZE, seed=3)
+    for pos, i in ((0, 5), (3, 8)):
+        alone = scene.museum_batch([i], SIZE, seed=3)
+        for k in big:
+            assert _close(big[k][pos], alone[k][0]), k
+
+
+def test_chunking_does_not_change_samples():
+    # a size whose chunk holds fewer samples than the batch, and one that is not a tile multiple
+    many = scene.museum_batch(range(3), 300, seed=1)
+    one = scene.museum_batch([2], 300, seed=1)
+    for k in many:
+        assert _close(many[k][2], one[k][0]), k
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no GPU")
+def test_cpu_and_gpu_agree():
+    cpu = scene.museum_batch(range(4), SIZE, seed=2)
+    gpu = scene.museum_batch(range(4), SIZE, seed=2, device="cuda")
+    for k in cpu:
+        assert _close(cpu[k], gpu[k].cpu(), tol=1e-3, frac=5e-3), k
+
+
+def test_seeds_and_splits_differ():
+    a = scene.museum_batch([0], SIZE, seed=0, split="train")
+    b = scene.museum_batch([0], SIZE, seed=0, split="val")
+    c = scene.museum_batch([0], SIZE, seed=1, split="train")
+    assert not torch.equal(a["bg"], b["bg"]) and not torch.equal(a["bg"], c["bg"])
+
+
+def test_mask_is_exactly_where_bg_fg_differs(batch):
+    changed = (batch["bg_fg"] != batch["bg"]).any(1, keepdim=True)
+    mask = batch["mask"].bool()
+    assert not (changed & ~mask).any()                      # no shadows: nothing else changes
+    assert (mask & changed).sum() >= 0.98 * mask.sum()
+
+
+def test_foreground_is_nearer_than_the_room(batch):
+    room_only = scene.museum_batch(range(8), SIZE, seed=3)
+    # the depth under the mask is in front of the wall the figure hides
+    rp = scene.room_params(scene.scene_uniforms([(3, 0, 0, i) for i in range(8)], scene.ROOM_DRAWS))
+    rp = scene._to(rp, "cpu")
+    dirs = scene.camera_rays(rp, SIZE, SIZE)
+    t_room, _ = scene.room_hit(rp, *dirs)
+    room_depth = (t_room / scene.FAR).clamp(0, 1).view(8, 1, SIZE, SIZE)
+    m = room_only["mask"].bool()
+    assert (room_only["depth"][m] < room_depth[m] + 1e-6).all()
+    assert torch.allclose(room_only["depth"][~m], room_depth[~m], atol=1e-6)
+
+
+def test_depth_is_planar_on_walls():
+    """On a plane, 1 / depth is affine in the pixel coordinates: its second differences vanish
+    wherever three neighbours see the same face; and depth has no steps there."""
+    rp = scene._to(scene.room_params(scene.scene_uniforms([(0, 0, 0, i) for i in range(4)],
+                                                           scene.ROOM_DRAWS)), "cpu")
+    dirs = scene.camera_rays(rp, 64, 64)
+    t, face = scene.room_hit(rp, *dirs)
+    t, face = t.view(4, 64, 64), face.view(4, 64, 64)
+    inv = 1 / t.double()
+    second = inv[:, :, 2:] - 2 * inv[:, :, 1:-1] + inv[:, :, :-2]
+    same = (face[:, :, 2:] == face[:, :, 1:-1]) & (face[:, :, 1:-1] == face[:, :, :-2])
+    assert (second[same].abs() / inv[:, :, 1:-1][same]).max() < 1e-4
+    step = (t[:, :, 1:] - t[:, :, :-1]).abs()
+    assert step[face[:, :, 1:] == face[:, :, :-1]].max() < 0.05 * t.max()
+    assert 0 < t.min() and t.max() < scene.FAR               # nothing clipped at the far end
+
+
+def test_capsule_and_sphere_hits():
+    o = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))
+    d = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    # sphere of radius 1 at z = 5: entered at z = 4
+    a = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([5.0]))
+    assert scene.capsule_hit(o, d, a, a, torch.tensor([1.0])).item() == pytest.approx(4.0)
+    # vertical capsule from y=-1 to y=1 at z=5, radius 0.5: side entered at z = 4.5
+    b0 = (torch.tensor([0.0]), torch.tensor([-1.0]), torch.tensor([5.0]))
+    b1 = (torch.tensor([0.0]), torch.tensor([1.0]), torch.tensor([5.0]))
+    assert scene.capsule_hit(o, d, b0, b1, torch.tensor([0.5])).item() == pytest.approx(4.5)
+    # along its axis: the end cap, at z = 5 - 2 - 0.5
+    c0 = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([5.0]))
+    c1 = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([3.0]))
+    assert scene.capsule_hit(o, d, c0, c1, torch.tensor([0.5])).item() == pytest.approx(2.5)
+    # a miss, and a capsule behind the camera
+    m = (torch.tensor([3.0]), torch.tensor([0.0]), torch.tensor([5.0]))
+    assert math.isinf(scene.capsule_hit(o, d, m, m, torch.tensor([1.0])).item())
+    back = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([-5.0]))
+    assert math.isinf(scene.capsule_hit(o, d, back, back, torch.tensor([1.0])).item())
+
+
+def test_backgrounds_shared_within_a_room():
+    b = scene.museum_batch([4, 5, 6], SIZE, seed=0, fg_per_bg=2)     # 4, 5: room 2; 6: room 3
+    assert _close(b["bg"][0], b["bg"][1]) and not _close(b["bg"][1], b["bg"][2])
+    assert not torch.equal(b["bg_fg"][0], b["bg_fg"][1])
