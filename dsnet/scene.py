@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 FAR = 20.0            # metres: depth 1.0 in the normalized depth maps
-TILE = 16             # pixels per side of a culling tile
+TILE = 8              # pixels per side of a culling tile
 N_FIGURES, FIGURE_PRIMS = 3, 10
 N_PROPS, PROP_PRIMS = 2, 3
 N_PRIMS = N_FIGURES * FIGURE_PRIMS + N_PROPS * PROP_PRIMS
@@ -408,16 +408,18 @@ def foreground_params(u: Tensor, room: dict[str, Tensor]) -> dict[str, Tensor]:
     return out
 
 
-def capsule_hit(o, d, a, b, r):
+def capsule_hit(o, d, a, b, r, dd=None):
     """Ray parameter of the first hit of rays ``o + t d`` with capsules (segment a-b, radius r),
-    ``inf`` where they miss. Shapes broadcast: vectors are tuples of x, y, z tensors."""
+    ``inf`` where they miss. Vectors are tuples of x, y, z tensors that broadcast; ``dd`` is
+    d.d if the caller has it."""
     def dot(p, q):
         return p[0] * q[0] + p[1] * q[1] + p[2] * q[2]
 
     ba = tuple(bi - ai for ai, bi in zip(a, b))
     oa = tuple(oi - ai for ai, oi in zip(a, o))
-    baba, bard, baoa = dot(ba, ba), dot(ba, d), dot(ba, oa)
-    rdoa, oaoa, dd = dot(d, oa), dot(oa, oa), dot(d, d)
+    baba, baoa, oaoa = dot(ba, ba), dot(ba, oa), dot(oa, oa)      # per capsule
+    bard, rdoa = dot(ba, d), dot(d, oa)                              # per ray
+    dd = dot(d, d) if dd is None else dd
     A = baba * dd - bard * bard
     Bh = baba * rdoa - baoa * bard
     C = baba * oaoa - baoa * baoa - r * r * baba
@@ -425,11 +427,11 @@ def capsule_hit(o, d, a, b, r):
     t_body = (-Bh - h.clamp(min=0).sqrt()) / A.clamp(min=1e-12)
     y = baoa + t_body * bard
     body = (h >= 0) & (A > 1e-12) & (y > 0) & (y < baba)
-    # otherwise the nearest end cap: a sphere at a (y <= 0) or at b
+    # otherwise the nearest end cap: the sphere at a (y <= 0) or at b, with o - b = oa - ba
     at_a = y <= 0
-    oc = tuple(torch.where(at_a, oai, oi - bi) for oai, oi, bi in zip(oa, o, b))
-    Bc = dot(d, oc)
-    hc = Bc * Bc - dd * (dot(oc, oc) - r * r)
+    Bc = torch.where(at_a, rdoa, rdoa - bard)
+    cc = torch.where(at_a, oaoa, oaoa - 2 * baoa + baba) - r * r
+    hc = Bc * Bc - dd * cc
     t_cap = (-Bc - hc.clamp(min=0).sqrt()) / dd
     t = torch.where(body, t_body, torch.where((h >= 0) & (hc >= 0), t_cap, torch.inf))
     return torch.where(t > 1e-4, t, torch.inf)
@@ -480,10 +482,11 @@ def render_foreground(scene, fg, dirs, t_room, size, padded):
     offs = (offs[:, None] * padded + offs[None, :]).reshape(-1)
     pix = bi[:, None] * N + (ty * TILE * padded + tx * TILE)[:, None] + offs[None]   # (M, T*T)
     d = tuple(c.reshape(-1)[pix] for c in dirs)
+    dd = (dirs[0] * dirs[0] + dirs[1] * dirs[1] + dirs[2] * dirs[2]).reshape(-1)[pix]
     o = tuple(v[bi, None] for v in scene["origin"].unbind(-1))
     a = tuple(v[bi, pi, None] for v in fg["a"].unbind(-1))
     b = tuple(v[bi, pi, None] for v in fg["b"].unbind(-1))
-    t = capsule_hit(o, d, a, b, fg["r"][bi, pi, None])
+    t = capsule_hit(o, d, a, b, fg["r"][bi, pi, None], dd)
     t_best.scatter_reduce_(0, pix.reshape(-1), t.reshape(-1), "amin")
     first = (t == t_best[pix]) & (t < t_room.reshape(-1)[pix])
     prim = (bi * N_PRIMS + pi)[:, None].expand_as(pix)
