@@ -23,6 +23,17 @@ _EXPORTS = {
     "Prediction": "dsnet.model",
     "check_inputs": "dsnet.model",
     "traced_shapes": "dsnet.model",
+    "SyntheticMuseum": "dsnet.data",
+    "museum_batch": "dsnet.scene",
+    "ModestMuseum": "dsnet.modest",
+    "write_modest": "dsnet.modest",
+    "build_loss": "dsnet.losses",
+    "SegDepthMetrics": "dsnet.metrics",
+    "TrainConfig": "dsnet.train",
+    "make_config": "dsnet.train",
+    "train": "dsnet.train",
+    "load_model": "dsnet.io",
+    "load_pretrained": "dsnet.io",
     "Stage": "dsnet.shapes",
     "check_input_size": "dsnet.shapes",
     "shape_table": "dsnet.shapes",
@@ -45,5 +56,12 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from dsnet.blocks import DoubleConvBlock, ResDecoderBlock, ResEncoderBlock
+    from dsnet.data import SyntheticMuseum
+    from dsnet.io import load_model, load_pretrained
+    from dsnet.losses import build_loss
+    from dsnet.metrics import SegDepthMetrics
+    from dsnet.modest import ModestMuseum, write_modest
+    from dsnet.scene import museum_batch
+    from dsnet.train import TrainConfig, make_config, train
     from dsnet.model import DSResNet, Prediction, check_inputs, traced_shapes
     from dsnet.shapes import Stage, check_input_size, shape_table
