@@ -47,7 +47,7 @@ def test_progressive_resizing_schedule():
 
 
 def test_resume_continues_exactly(tmp_path, monkeypatch):
-    straight = train(tiny(tmp_path / "a", augment=True), log=quiet)
+    straight = train(tiny(tmp_path / "a", augment=True, jpeg=True), log=quiet)
 
     calls = []
     real_save = training.save_checkpoint
@@ -59,7 +59,7 @@ def test_resume_continues_exactly(tmp_path, monkeypatch):
             raise KeyboardInterrupt  # the machine went away after epoch 1 was saved
 
     monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
-    config = tiny(tmp_path / "b", augment=True)
+    config = tiny(tmp_path / "b", augment=True, jpeg=True)
     with pytest.raises(KeyboardInterrupt):
         train(config, log=quiet)
     monkeypatch.setattr(training, "save_checkpoint", real_save)

@@ -24,6 +24,7 @@ HELP = {
     "scheduler": "onecycle (per step) or plateau (per epoch, on the validation loss)",
     "loss": "loss spec, e.g. 'seed' or '2*rmse:depth + bce:mask + 2*dice:mask'",
     "augment": "photometric augmentation, identical for BG and BG-FG",
+    "jpeg": "JPEG round trip of every image at a random quality in 60-95, as in real photo datasets",
     "device": "auto (CUDA when available), cpu, cuda, cuda:1, ...",
     "amp": "mixed precision on CUDA (bf16, else fp16 with a grad scaler)",
     "channels_last": "channels-last memory layout for model and batches",

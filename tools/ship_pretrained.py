@@ -1,0 +1,72 @@
+"""Copy a finished training run into the package as the shipped pretrained weights.
+
+    python tools/ship_pretrained.py RUN_DIR --command "dsnet train --profile medium" \
+        --machine "2-core CPU" [--force]
+
+Writes ``dsnet/weights/dsresnet.safetensors`` (fp16), ``manifest.json`` (command, machine, wall
+time, image size, test metrics, dsnet version) and ``history.json``. Refuses to replace shipped
+weights whose test metrics are better, unless ``--force``: every shipped copy stays in git history.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+from pathlib import Path
+
+import torch
+
+from dsnet.io import load_checkpoint, load_state_into, pretrained_files, save_weights
+from dsnet.model import DSResNet
+
+
+def better(new: dict, old: dict) -> bool:
+    """New test metrics beat the old ones: higher mask IoU without worse depth, or the reverse."""
+    iou, rmse = new["mask_iou"] - old["mask_iou"], old["depth_rmse"] - new["depth_rmse"]
+    return (iou >= 0 and rmse >= 0) and (iou > 0 or rmse > 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("run", type=Path, help="run folder with best.pt, history.json and test.json")
+    parser.add_argument("--command", required=True, help="the command that trained the run")
+    parser.add_argument("--machine", required=True, help="where it ran, e.g. '2-core CPU (no GPU)'")
+    parser.add_argument("--note", default="", help="anything a reader should know about the run")
+    parser.add_argument("--force", action="store_true", help="replace even if the test metrics are not better")
+    args = parser.parse_args(argv)
+
+    state = load_checkpoint(args.run / "best.pt")
+    history = json.loads((args.run / "history.json").read_text())
+    test = json.loads((args.run / "test.json").read_text())
+    files = pretrained_files()
+    if files["manifest"].exists() and not args.force:
+        old = json.loads(files["manifest"].read_text())["test"]
+        if not better(test, old):
+            print(f"not shipped: test metrics {test} do not beat the shipped {old}", file=sys.stderr)
+            return 1
+    model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
+    config = state["config"]
+    manifest = {
+        "command": args.command,
+        "machine": f"{args.machine}; {platform.processor() or platform.machine()}, torch {torch.__version__}",
+        "wall_seconds": round(sum(h["seconds"] for h in history)),
+        "image_size": config["stages"][-1][0],
+        "stages": config["stages"],
+        "epochs": len(history),
+        "config": config,
+        "test": test,
+        "test_split": f"{config['test_samples']} held-out synthetic scenes at {config['stages'][-1][0]}px",
+        "dsnet_version": state["dsnet_version"],
+        "note": args.note,
+    }
+    save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
+                                                    "image_size": str(manifest["image_size"])})
+    files["manifest"].write_text(json.dumps(manifest, indent=1) + "\n")
+    files["history"].write_text(json.dumps(history, indent=1) + "\n")
+    print(f"shipped {args.run} -> {files['weights'].parent}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
