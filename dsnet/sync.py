@@ -173,6 +173,19 @@ def _clean_output(output, count: int):
     return output
 
 
+def _merge_streams(outputs: list) -> list:
+    """Join consecutive writes to one stream: how a kernel splits them varies from run to run."""
+    merged: list = []
+    for output in outputs:
+        previous = merged[-1] if merged else None
+        if (output.get("output_type") == "stream" and previous is not None
+                and previous.get("output_type") == "stream" and previous["name"] == output["name"]):
+            previous["text"] = "".join(previous["text"]) + "".join(output["text"])
+        else:
+            merged.append(output)
+    return merged
+
+
 def normalize(nb, chapter_meta: dict):
     """Deterministic notebook: stable ids and metadata, only the outputs worth storing."""
     import nbformat
@@ -190,7 +203,7 @@ def normalize(nb, chapter_meta: dict):
             count += 1
             cell.execution_count = count
             cleaned = [_clean_output(o, count) for o in cell.outputs]
-            cell.outputs = [o for o in cleaned if "data" not in o or o["data"]]
+            cell.outputs = _merge_streams([o for o in cleaned if "data" not in o or o["data"]])
         else:
             cell.execution_count = None
             cell.outputs = []
