@@ -56,7 +56,7 @@ CHROMIUM_FLAGS = [
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
     "--window-size=1280,900",
 ]
-MAX_SCREENSHOT_HEIGHT = 30000  # px; a taller page is cut there (and the table says so)
+MAX_SCREENSHOT_HEIGHT = 60000  # px; a taller page is cut there (and the table says so)
 
 # Read in the page: everything the checks need, in one round trip.
 PAGE_STATE_JS = r"""
