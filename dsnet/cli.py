@@ -10,7 +10,7 @@ import argparse
 import importlib
 import sys
 
-COMMANDS = ("data", "train")
+COMMANDS = ("bench", "data", "train", "predict", "export")
 
 
 class UsageError(Exception):
