@@ -53,13 +53,15 @@ def smooth_losses(losses: Sequence[float], smooth: float = 0.05) -> list[float]:
 
 def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     """The learning rate of steepest descent of ``smoothed`` against ``log10(lrs)``, looked for
-    at or before the minimum of ``smoothed``; ``lrs[0]`` if there is no descent to measure."""
+    before the minimum of ``smoothed``; ``lrs[0]`` if there is no descent to measure."""
     loss = np.asarray(smoothed, dtype=np.float64)
     end = int(np.argmin(loss)) + 1
     if end < 2:
         return float(lrs[0])
     slope = np.gradient(loss[:end], np.log10(np.asarray(lrs[:end], dtype=np.float64)))
-    return float(lrs[int(np.argmin(slope))])
+    # the minimum itself only has the last drop into it, a one-sided slope where the curve turns
+    candidates = slope[:-1] if end > 2 else slope
+    return float(lrs[int(np.argmin(candidates))])
 
 
 def _optimizer(name: str | torch.optim.Optimizer, model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
@@ -144,7 +146,9 @@ def plot_lr_range(result: LRRangeResult, ax=None, label: str = ""):
     ax.axvline(result.min_lr / 10, color=line.get_color(), ls="--", lw=1, label=f"min/10: {result.min_lr / 10:.1e}")
     ax.set_xscale("log")
     finite = [s for s in result.smoothed if math.isfinite(s)]
-    ax.set_ylim(0.9 * min(finite), min(max(finite), 2.5 * min(finite)) * 1.05)
+    low = min(finite)
+    start = max(finite[:max(1, result.smoothed.index(low))])
+    ax.set_ylim(low - 0.15 * (start - low) - 1e-3, start + 0.6 * (start - low) + 1e-3)
     ax.set_xlabel("learning rate")
     ax.set_ylabel("loss")
     ax.legend(fontsize=8)
