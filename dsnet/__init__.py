@@ -32,6 +32,12 @@ _EXPORTS = {
     "TrainConfig": "dsnet.train",
     "make_config": "dsnet.train",
     "train": "dsnet.train",
+    "predict": "dsnet.inference",
+    "load_predictor": "dsnet.inference",
+    "PredictionResult": "dsnet.inference",
+    "export_model": "dsnet.export",
+    "load_exported": "dsnet.export",
+    "lr_range_test": "dsnet.lr_finder",
     "load_model": "dsnet.io",
     "load_pretrained": "dsnet.io",
     "Stage": "dsnet.shapes",
@@ -57,7 +63,10 @@ def __dir__() -> list[str]:
 if TYPE_CHECKING:
     from dsnet.blocks import DoubleConvBlock, ResDecoderBlock, ResEncoderBlock
     from dsnet.data import SyntheticMuseum
+    from dsnet.export import export_model, load_exported
+    from dsnet.inference import PredictionResult, load_predictor, predict
     from dsnet.io import load_model, load_pretrained
+    from dsnet.lr_finder import lr_range_test
     from dsnet.losses import build_loss
     from dsnet.metrics import SegDepthMetrics
     from dsnet.modest import ModestMuseum, write_modest

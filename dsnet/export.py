@@ -16,7 +16,7 @@ from torch import Tensor, nn
 
 from dsnet.data import MODEST_STATS
 from dsnet.io import atomic_write
-from dsnet.predict import ModelSource, load_predictor
+from dsnet.inference import ModelSource, load_predictor
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
 
 FORMATS = {"export": ".pt2", "torchscript": ".ts"}
@@ -103,7 +103,7 @@ def _write(kind: str, module: nn.Module, example: tuple[Tensor, Tensor], tmp: Pa
 
 def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | None = None,
                  size: int | tuple[int, int] | None = None) -> dict[str, Any]:
-    """Write ``model`` (as :func:`dsnet.predict.load_predictor` takes it) to ``path`` as a
+    """Write ``model`` (as :func:`dsnet.inference.load_predictor` takes it) to ``path`` as a
     ``torch.export`` program (``.pt2``) or TorchScript (``.ts``), and its input contract to
     ``path + '.json'``. ``size``: the image size of a ``torch.export`` program (default: the
     training size, else 224); TorchScript takes any valid size. Both files appear only after the

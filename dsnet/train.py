@@ -73,7 +73,7 @@ class TrainConfig:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5),), train_samples=1536, batch_size=16, lr=2e-3, out_dir="runs/quick"),
-    "medium": dict(stages=((64, 6), (96, 5), (128, 2)), train_samples=2048, batch_size=16, lr=2e-3,
+    "medium": dict(stages=((64, 6), (96, 4)), train_samples=2048, batch_size=16, lr=2e-3,
                    augment=True, jpeg=True, out_dir="runs/medium"),
     "full": dict(stages=((96, 4), (160, 4), (224, 4)), train_samples=24_576, val_samples=1024,
                  test_samples=2048, batch_size=64, lr=3e-3, augment=True, compile=True, out_dir="runs/full"),
@@ -100,8 +100,11 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
         raise ValueError(f"stages: {next(p for p in problems if p)}")
     if config.batch_size < 1 or config.epochs < 1:
         raise ValueError("batch_size and the number of epochs must be at least 1")
-    if config.data == "synthetic" and config.train_samples < 4 * config.batch_size:
-        raise ValueError(f"train_samples {config.train_samples} gives fewer than 4 batches of {config.batch_size}")
+    if config.data == "synthetic" and config.train_samples < config.batch_size:
+        raise ValueError(f"train_samples {config.train_samples} is less than one batch of {config.batch_size}")
+    steps = config.train_samples // config.batch_size * config.epochs
+    if config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8:
+        raise ValueError(f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps}")
     return config
 
 

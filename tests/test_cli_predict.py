@@ -15,7 +15,7 @@ from PIL import Image
 from dsnet.cli import main
 from dsnet.data import SyntheticMuseum
 from dsnet.io import save_checkpoint
-from dsnet.predict import predict
+from dsnet.inference import predict
 
 from test_predict import tiny_checkpoint
 

@@ -13,7 +13,7 @@ from dsnet.cli import main
 from dsnet.data import MODEST_STATS
 from dsnet.export import Deployable, contract_path, export_model, format_of, load_exported
 from dsnet.io import CheckpointError, load_model
-from dsnet.predict import predict
+from dsnet.inference import predict
 
 from test_predict import tiny_checkpoint
 

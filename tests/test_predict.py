@@ -1,4 +1,4 @@
-"""dsnet.predict: every input type, the resize policy, bad inputs, checkpoint round trips."""
+"""dsnet.inference (dsnet.predict): every input type, the resize policy, bad inputs, checkpoint round trips."""
 from __future__ import annotations
 
 import json
@@ -11,11 +11,11 @@ from PIL import Image
 from torch import nn
 
 import dsnet.io
-import dsnet.predict
+import dsnet.inference
 from dsnet.data import SyntheticMuseum
 from dsnet.io import CheckpointError, load_model, save_checkpoint, save_weights
 from dsnet.model import DSResNet
-from dsnet.predict import (PredictionResult, as_images, load_predictor, model_size, oriented_size, plan_sizes,
+from dsnet.inference import (PredictionResult, as_images, load_predictor, model_size, oriented_size, plan_sizes,
                            predict, save_prediction, training_size)
 from dsnet.train import make_config, model_inputs, train
 
@@ -294,7 +294,7 @@ def test_no_model_means_the_shipped_weights(checkpoint, scene, tmp_path, monkeyp
     save_weights(load_model(checkpoint), files["weights"], metadata={"config": state["config"]})
     files["manifest"].write_text(json.dumps({"image_size": 96}))
     monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: files)
-    monkeypatch.setattr(dsnet.predict, "pretrained_files", lambda: files)
+    monkeypatch.setattr(dsnet.inference, "pretrained_files", lambda: files)
     pretrained = load_predictor(None, "cpu")
     assert pretrained.source == "pretrained" and pretrained.train_size == 64    # the weights' metadata wins
     np.testing.assert_array_equal(predict(bg, bg_fg, device="cpu").mask_prob,

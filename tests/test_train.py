@@ -32,6 +32,8 @@ def test_config_errors_name_the_problem():
         make_config("quick", batchsize=3)
     with pytest.raises(ValueError, match="stages: input size 100 is not divisible by 32; use 96 or 128"):
         make_config("quick", stages=((100, 2),))
+    with pytest.raises(ValueError, match="one-cycle schedule needs at least 8 optimizer steps; this config makes 4"):
+        make_config("quick", stages=((64, 1),), train_samples=32, batch_size=8)
 
 
 def test_profile_comes_from_the_environment(monkeypatch):

@@ -18,7 +18,9 @@ from pathlib import Path
 import torch
 
 from dsnet.io import load_checkpoint, load_state_into, pretrained_files, save_weights
+from dsnet.losses import build_loss
 from dsnet.model import DSResNet
+from dsnet.train import Ranks, amp_dtype, eval_batches, evaluate, make_config, pick_device
 
 
 def better(new: dict, old: dict) -> bool:
@@ -29,7 +31,7 @@ def better(new: dict, old: dict) -> bool:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run", type=Path, help="run folder with best.pt, history.json and test.json")
+    parser.add_argument("run", type=Path, help="run folder with best.pt and history.json")
     parser.add_argument("--command", required=True, help="the command that trained the run")
     parser.add_argument("--machine", required=True, help="where it ran, e.g. '2-core CPU (no GPU)'")
     parser.add_argument("--note", default="", help="anything a reader should know about the run")
@@ -37,31 +39,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     state = load_checkpoint(args.run / "best.pt")
-    history = json.loads((args.run / "history.json").read_text())
-    test = json.loads((args.run / "test.json").read_text())
+    history = state["history"]  # up to the best epoch: what the shipped weights saw
+    config = make_config(**{k: tuple(map(tuple, v)) if k == "stages" else v for k, v in state["config"].items()})
+    size = history[-1]["size"]
+    model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
+    device = pick_device("auto")
+    test = evaluate(model.to(device), eval_batches(config, "test", size, device, Ranks()), build_loss(config.loss),
+                    config, amp_dtype(config, device))
     files = pretrained_files()
     if files["manifest"].exists() and not args.force:
         old = json.loads(files["manifest"].read_text())["test"]
         if not better(test, old):
             print(f"not shipped: test metrics {test} do not beat the shipped {old}", file=sys.stderr)
             return 1
-    model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
     config = state["config"]
     manifest = {
         "command": args.command,
         "machine": f"{args.machine}; {platform.processor() or platform.machine()}, torch {torch.__version__}",
         "wall_seconds": round(sum(h["seconds"] for h in history)),
-        "image_size": config["stages"][-1][0],
+        "image_size": size,
         "stages": config["stages"],
         "epochs": len(history),
         "config": config,
         "test": test,
-        "test_split": f"{config['test_samples']} held-out synthetic scenes at {config['stages'][-1][0]}px",
+        "test_split": f"{config['test_samples']} held-out synthetic scenes at {size}px",
         "dsnet_version": state["dsnet_version"],
         "note": args.note,
     }
     save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
-                                                    "image_size": str(manifest["image_size"])})
+                                                    "train_size": str(size), "config": config})
     files["manifest"].write_text(json.dumps(manifest, indent=1) + "\n")
     files["history"].write_text(json.dumps(history, indent=1) + "\n")
     print(f"shipped {args.run} -> {files['weights'].parent}")

@@ -89,7 +89,7 @@ def pairs_of(bg: Path, bg_fg: Path) -> list[tuple[Path, Path]]:
 
 def check_pairs(pairs: list[tuple[Path, Path]]) -> None:
     """Every file is an image and each pair has one size (headers only, no decoding)."""
-    from dsnet.predict import oriented_size
+    from dsnet.inference import oriented_size
 
     for bg, bg_fg in pairs:
         try:
@@ -119,7 +119,7 @@ def check_out(out: Path) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from dsnet.io import CheckpointError
-    from dsnet.predict import load_predictor, save_prediction
+    from dsnet.inference import load_predictor, save_prediction
     from dsnet.progress import progress
 
     if not 0 < args.threshold < 1:
