@@ -4,6 +4,7 @@
 exactly, and DDP under torchrun."""
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
@@ -151,9 +152,16 @@ def steps_per_epoch(config: TrainConfig) -> int:
 
 
 def _modest(config: TrainConfig, split: str, size: int):
+    return _modest_folder(config.data, split, config.seed, size)
+
+
+@functools.lru_cache(maxsize=8)
+def _modest_folder(root: str, split: str, seed: int, size: int):
+    # Opening a MODEST folder checks every file's header: do it once per split and size, not
+    # once per epoch and again for the step count.
     from dsnet.modest import ModestMuseum
 
-    return ModestMuseum(config.data, split=split, seed=config.seed, resize=size)
+    return ModestMuseum(root, split=split, seed=seed, resize=size)
 
 
 def _epoch_order(n: int, config: TrainConfig, epoch: int) -> Tensor:
