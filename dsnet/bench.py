@@ -44,6 +44,17 @@ def forward_flops(size: int) -> int:
     return int(counter.get_total_flops())
 
 
+def _cpu_name() -> str:
+    """The CPU's model name and core count, e.g. ``cpu (AMD EPYC, 2 cores)``."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        pass
+    return f"cpu ({name}, {os.cpu_count()} cores)"
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -208,7 +219,7 @@ def run_bench(sizes: Sequence[int] = (96, 224), steps: int = 10, warmup: int = 2
     device = _device(str(device))
     log = log or (lambda message: None)
     report: dict[str, Any] = {
-        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else f"cpu ({platform.processor() or platform.machine()})",
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
         "device_type": device.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
         "batch_size": batch_size, "steps": steps, "warmup": warmup, "workers": workers, "compile": compile,
         "load_before": _load(), "rows": []}

@@ -439,5 +439,6 @@ def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: 
         fig = Figure(figsize=(9, 3.2))
         plot_prediction(bg_fg, result, index or 0, axes=fig.subplots(1, 3))
         fig.tight_layout()
-        written["figure"] = atomic_write(out / f"{name}_figure.png", lambda tmp: fig.savefig(tmp, format="png", dpi=100))
+        written["figure"] = atomic_write(out / f"{name}_figure.png",
+                                         lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     return written

@@ -329,7 +329,8 @@ def figure_capsules(d: Draws, at: Tensor) -> dict[str, Tensor]:
     r = torch.stack(radii, 1)
     # colours: skin, shirt (maybe striped), trousers; long sleeves sometimes
     tone = d()[:, None]
-    skin = (1 - tone) * torch.tensor([0.96, 0.80, 0.69], dtype=h.dtype) + tone * torch.tensor([0.30, 0.19, 0.12], dtype=h.dtype)
+    light, dark = torch.tensor([0.96, 0.80, 0.69], dtype=h.dtype), torch.tensor([0.30, 0.19, 0.12], dtype=h.dtype)
+    skin = (1 - tone) * light + tone * dark
     shirt, shirt2, trousers = d(0.03, 0.97, 3), d(0.03, 0.97, 3), d(0.03, 0.75, 3)
     stripes = torch.where(d() < 0.5, d(8.0, 40.0), torch.zeros_like(h))
     sleeves = d() < 0.4
@@ -447,8 +448,9 @@ def tiles_touched(scene, fg, size, n_tiles):
     f = scene["focal"][:, None]
     near = z - radius
     zs = near.clamp(min=1e-3)
-    corners_x = torch.stack([(x - radius) / zs, (x - radius) / (z + radius), (x + radius) / zs, (x + radius) / (z + radius)])
-    corners_y = torch.stack([(y - radius) / zs, (y - radius) / (z + radius), (y + radius) / zs, (y + radius) / (z + radius)])
+    back = z + radius
+    corners_x = torch.stack([(x - radius) / zs, (x - radius) / back, (x + radius) / zs, (x + radius) / back])
+    corners_y = torch.stack([(y - radius) / zs, (y - radius) / back, (y + radius) / zs, (y + radius) / back])
     big = near < 0.05                              # close to or around the camera: every tile
     x0 = torch.where(big, -1e4, corners_x.min(0).values * f)
     x1 = torch.where(big, 1e4, corners_x.max(0).values * f)

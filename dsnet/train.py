@@ -74,7 +74,7 @@ class TrainConfig:
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5),), train_samples=1536, batch_size=16, lr=2e-3, out_dir="runs/quick"),
-    "medium": dict(stages=((64, 6), (96, 4)), train_samples=2048, batch_size=16, lr=2e-3,
+    "medium": dict(stages=((64, 6), (96, 4), (128, 2)), train_samples=2048, batch_size=16, lr=2e-3,
                    augment=True, jpeg=True, out_dir="runs/medium"),
     "full": dict(stages=((96, 4), (160, 4), (224, 4)), train_samples=24_576, val_samples=1024,
                  test_samples=2048, batch_size=64, lr=3e-3, augment=True, compile=True, out_dir="runs/full"),
@@ -363,7 +363,8 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
         if ranks.main:
             state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
                      "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                     "augment_rng": augment_rng.get_state(), "jpeg_rng": jpeg_rng.get_state(), "epoch": epoch, "step": step,
+                     "augment_rng": augment_rng.get_state(), "jpeg_rng": jpeg_rng.get_state(),
+                     "epoch": epoch, "step": step,
                      "best_loss": best_loss, "history": history, "config": _plain(config),
                      "dsnet_version": _version()}
             save_checkpoint(state, last)

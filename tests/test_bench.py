@@ -56,6 +56,8 @@ def test_command_prints_the_table_and_writes_json(tmp_path, capsys):
     assert "fast / plain" in capsys.readouterr().out
     saved = json.loads(out.read_text())
     assert saved["rows"][0]["size"] == 64 and saved["rows"][0]["speedup"]["train"] > 0
+    assert saved["command"] == ("dsnet bench --sizes 64 --steps 1 --warmup 0 --batch-size 2 --device cpu "
+                                "--workers 0")
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -43,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     config = make_config(**{k: tuple(map(tuple, v)) if k == "stages" else v for k, v in state["config"].items()})
     size = history[-1]["size"]
     model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
+    model.half().float()  # evaluate exactly what is shipped: the fp16 weights
     device = pick_device("auto")
     test = evaluate(model.to(device), eval_batches(config, "test", size, device, Ranks()), build_loss(config.loss),
                     config, amp_dtype(config, device))
@@ -56,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = {
         "command": args.command,
         "machine": f"{args.machine}; {platform.processor() or platform.machine()}, torch {torch.__version__}",
-        "wall_seconds": round(sum(h["seconds"] for h in history)),
+        "wall_seconds": round(sum(h["seconds"] for h in history)),  # training epochs, without evaluation
         "image_size": size,
         "stages": config["stages"],
         "epochs": len(history),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from dsnet.cli import UsageError
@@ -34,11 +35,10 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import sys
-
     import torch
 
     from dsnet.bench import format_table, run_bench
+    from dsnet.io import atomic_write
 
     if args.threads is not None:
         if args.threads < 1:
@@ -50,8 +50,20 @@ def run(args: argparse.Namespace) -> int:
                            device=args.device, compile=args.compile, workers=args.workers, log=log)
     except ValueError as error:
         raise UsageError(str(error)) from None
+    report["command"] = command_line(args)
     print(format_table(report))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(report, indent=1) + "\n")
+        text = json.dumps(report, indent=1) + "\n"
+        atomic_write(args.json, lambda tmp: tmp.write_text(text))
     return 0
+
+
+def command_line(args: argparse.Namespace) -> str:
+    """The ``dsnet bench`` command that repeats this measurement, every setting spelled out."""
+    words = ["dsnet bench --sizes", *map(str, args.sizes), f"--steps {args.steps} --warmup {args.warmup}",
+             f"--batch-size {args.batch_size} --device {args.device} --workers {args.workers}"]
+    if args.threads is not None:
+        words.append(f"--threads {args.threads}")
+    if args.compile:
+        words.append("--compile")
+    return " ".join(words)

@@ -114,7 +114,8 @@ def check_out(out: Path) -> None:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
-        raise UsageError(f"cannot write to the output folder {out} ({error.strerror or type(error).__name__})") from None
+        reason = error.strerror or type(error).__name__
+        raise UsageError(f"cannot write to the output folder {out} ({reason})") from None
 
 
 def run(args: argparse.Namespace) -> int:
