@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train DSResNet", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES),
-                        help="named settings: quick (CPU, minutes), medium (CPU, about an hour), full (GPU); "
+                        help="named settings: quick (CPU, minutes), medium (CPU, about half an hour), full (GPU); "
                              "default: $DSNET_PROFILE, else full with CUDA and quick without")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
