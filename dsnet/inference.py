@@ -208,16 +208,21 @@ def plan_sizes(height: int, width: int, size: SizeSpec = None,
                train_size: int | None = None) -> tuple[tuple[int, int], tuple[int, int]]:
     """``(mask size, depth size)``: the ``(H, W)`` the network sees for each output.
 
-    The default (``size=None``) with a known training size predicts the mask at the native size
-    (at most ``MAX_SIDE`` pixels on the longer side) and the depth at the training scale: two
-    passes, each output from the scale that measured best for it. Any other ``size`` is one pass
-    for both, as :func:`model_size` says."""
+    The default (``size=None``) with a known training size predicts the depth at the training
+    scale and the mask at the native size (at most ``MAX_SIDE`` pixels on the longer side), or at
+    the training scale when the input is smaller than that: each output from the scale that
+    measured best for it, in one pass or two. Any other ``size`` is one pass for both, as
+    :func:`model_size` says."""
     if size is None:
         native = _capped(height, width)
-        return native, (model_size(height, width, "trained", train_size) if train_size else native)
+        if not train_size:
+            return native, native
+        trained = model_size(height, width, "trained", train_size)
+        # more pixels help the mask, so a small input is scaled up to the training scale
+        mask = native if native[0] * native[1] >= trained[0] * trained[1] else trained
+        return mask, trained
     one = model_size(height, width, size, train_size)
     return one, one
-    return model_size(height, width, _capped(height, width)), model_size(height, width, "trained", train_size)
 
 
 MAX_SIDE = 1024  # the default's native pass: longer side at most this (memory and time grow with the area)
