@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING
 
-__version__ = "0.1.0"
+from dsnet._version import __version__
 
 # Public name -> module. Imported on first use, so that `python -m dsnet.sync` can run
 # (and repair) a checkout whose generated modules are missing or stale, and so that

@@ -10,16 +10,13 @@ import argparse
 import importlib
 import sys
 
+from dsnet._version import __version__
+from dsnet.commands import UsageError
+
 COMMANDS = ("bench", "data", "train", "predict", "export")
 
 
-class UsageError(Exception):
-    """Bad input from the user: printed as one line, exit status 2, no traceback."""
-
-
 def build_parser() -> argparse.ArgumentParser:
-    from dsnet import __version__
-
     parser = argparse.ArgumentParser(prog="dsnet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"dsnet {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

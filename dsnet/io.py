@@ -21,25 +21,14 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsnet.files import atomic_write  # noqa: F401  (re-exported: dsnet.io.atomic_write)
+
 CHECKPOINT_FORMAT = "dsnet-checkpoint-1"
 PRETRAINED = "dsresnet.safetensors"
 
 
 class CheckpointError(ValueError):
     """A file that is not a usable dsnet checkpoint or weights file."""
-
-
-def atomic_write(path: str | os.PathLike, write) -> Path:
-    """Call ``write(temporary_path)``, then rename the temporary file to ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
@@ -104,26 +93,62 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
 
 
-def load_model(source: str | os.PathLike | nn.Module | None = None,
-               device: str | torch.device | None = None) -> nn.Module:
-    """A DSResNet in eval mode from ``source``: a model (returned as is), a ``.pt`` checkpoint,
-    a ``.safetensors`` weights file, or None for the pretrained weights shipped with dsnet."""
+def training_size(metadata: dict[str, Any]) -> int | None:
+    """The image size a model finished training at, from a checkpoint's or weights file's metadata:
+    ``train_size`` or ``image_size`` (int or text), or the last stage of ``config`` (dict or JSON)."""
+    for key in ("train_size", "image_size"):
+        value = metadata.get(key)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    config = metadata.get("config")
+    if isinstance(config, str):
+        try:
+            config = json.loads(config)
+        except ValueError:
+            return None
+    if isinstance(config, dict) and config.get("stages"):
+        try:
+            return int(config["stages"][-1][0])
+        except (TypeError, ValueError, IndexError, KeyError):
+            return None
+    return None
+
+
+def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
+    """A DSResNet (on the CPU, in train mode) and the metadata it was saved with, from a
+    ``.safetensors`` weights file, a ``.pt`` checkpoint, or a run folder (its ``best.pt``).
+
+    The metadata is the checkpoint itself (config, history, ...) or the safetensors header. The
+    model carries ``train_size``: the image size it finished training at (None if unknown)."""
     from dsnet.model import DSResNet
 
-    if isinstance(source, nn.Module):
-        model = source
-    elif source is None:
-        return load_pretrained(device)
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "best.pt").is_file():
+            raise CheckpointError(f"{path} is a folder without best.pt; pass a checkpoint, a .safetensors "
+                                  "file or a run folder written by dsnet train")
+        path = path / "best.pt"
+    if path.suffix == ".safetensors":
+        tensors, metadata = read_weights(path)
     else:
-        path = Path(source)
-        if path.suffix == ".safetensors":
-            tensors, _ = read_weights(path)
-        else:
-            state = load_checkpoint(path)
-            if "model" not in state:
-                raise CheckpointError(f"{path} is a dsnet checkpoint without model weights")
-            tensors = state["model"]
-        model = load_state_into(DSResNet(), tensors, str(path))
+        metadata = load_checkpoint(path)
+        tensors = metadata.get("model")
+        if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
+            raise CheckpointError(f"{path} is a dsnet checkpoint without model weights")
+    model = load_state_into(DSResNet(), tensors, str(path))
+    model.train_size = training_size(metadata)
+    return model, metadata
+
+
+def load_model(source: str | os.PathLike | nn.Module | None = None,
+               device: str | torch.device | None = None) -> nn.Module:
+    """A DSResNet in eval mode from ``source``: a model (returned as is), a ``.pt`` checkpoint or
+    its run folder, a ``.safetensors`` weights file, or None for the weights shipped with dsnet."""
+    if source is None:
+        return load_pretrained(device)
+    model = source if isinstance(source, nn.Module) else load_weights(source)[0]
     device = torch.device(device) if device is not None else next(model.parameters()).device
     return model.to(device).eval()
 
@@ -136,15 +161,17 @@ def pretrained_files() -> dict[str, Path]:
 
 
 def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
-    """The DSResNet trained by the project, shipped inside the package: no network needed."""
+    """The DSResNet trained by the project, shipped inside the package: no network needed. It
+    carries ``train_size``, the image size it finished training at."""
     from dsnet.model import DSResNet
 
     path = pretrained_files()["weights"]
     if not path.is_file():
         raise CheckpointError(f"this dsnet has no pretrained weights ({path} is missing); "
                               "reinstall dsnet or pass a checkpoint")
-    tensors, _ = read_weights(path)
+    tensors, metadata = read_weights(path)
     model = load_state_into(DSResNet(), tensors, str(path))
+    model.train_size = training_size(metadata) or training_size(pretrained_manifest())
     return model.to(torch.device(device or "cpu")).eval()
 
 

@@ -15,7 +15,7 @@ import json
 import sys
 from pathlib import Path
 
-from dsnet.cli import UsageError
+from dsnet.commands import UsageError
 
 
 def register(subparsers) -> None:

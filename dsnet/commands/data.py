@@ -39,7 +39,7 @@ def register(subparsers) -> None:
 def _device(name: str):
     import torch
 
-    from dsnet.cli import UsageError
+    from dsnet.commands import UsageError
 
     try:
         device = torch.device(name)
@@ -50,7 +50,7 @@ def _device(name: str):
 
 
 def generate(args: argparse.Namespace) -> int:
-    from dsnet.cli import UsageError
+    from dsnet.commands import UsageError
     from dsnet.modest import ModestError, write_modest
 
     if args.count < 1 or args.size < 8 or args.fg_per_bg < 1 or args.batch_size < 1:
@@ -95,7 +95,7 @@ def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="c
 def bench_command(args: argparse.Namespace) -> int:
     import torch
 
-    from dsnet.cli import UsageError
+    from dsnet.commands import UsageError
 
     if min(args.sizes) < 8 or args.batch_size < 1 or args.repeats < 1:
         raise UsageError("--sizes must be >= 8, --batch-size and --repeats >= 1")

@@ -13,7 +13,7 @@ import argparse
 import json
 from pathlib import Path
 
-from dsnet.cli import UsageError
+from dsnet.commands import UsageError
 
 
 def register(subparsers) -> None:

@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from dsnet.cli import UsageError
+from dsnet.commands import UsageError
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 

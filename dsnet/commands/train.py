@@ -11,7 +11,7 @@ import dataclasses
 import json
 import typing
 
-from dsnet.cli import UsageError
+from dsnet.commands import UsageError
 
 HELP = {
     "stages": "progressive resizing as SIZE:EPOCHS pairs, e.g. 96:3,160:3,224:2",
