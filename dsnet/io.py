@@ -8,12 +8,15 @@
   string metadata (config, version). No pickle at all.
 
 Every file is written to a temporary name next to its target and renamed into place, so an
-interrupted save leaves the previous file intact, never a truncated one.
+interrupted save leaves the previous file intact, never a truncated one. Reading refuses silent
+corruption: weights holding inf or NaN, and shipped weights whose SHA-256 differs from the manifest.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -25,6 +28,7 @@ from dsnet.files import atomic_write  # noqa: F401  (re-exported: dsnet.io.atomi
 
 CHECKPOINT_FORMAT = "dsnet-checkpoint-1"
 PRETRAINED = "dsresnet.safetensors"
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")  # torch puts bold text codes into some load errors
 
 
 class CheckpointError(ValueError):
@@ -44,11 +48,36 @@ def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = 
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise CheckpointError(f"{path} is not a readable dsnet checkpoint ({reason[:200]})") from None
+        raise _unreadable(path, error) from None
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(f"{path} is not a dsnet checkpoint (no '{CHECKPOINT_FORMAT}' format tag)")
+    if isinstance(state.get("model"), dict):
+        require_finite(state["model"], path)
     return state
+
+
+def _unreadable(path: Path, error: Exception) -> CheckpointError:
+    """One sentence for a file ``torch.load(weights_only=True)`` rejects: a payload that needs code
+    to load (a pickled function or class), or a truncated or foreign file."""
+    text = _ANSI.sub("", str(error)).strip()
+    if text.startswith("Weights only load failed"):
+        found = re.search(r"GLOBAL (\S+?)[.,]?(\s|$)", text)
+        name = f" ({found.group(1)})" if found else ""
+        return CheckpointError(f"{path} is not a readable dsnet checkpoint: it needs code to load{name}, "
+                               "and dsnet never runs code from a file")
+    reason = re.split(r"(?<=[.!?])\s|\n", text)[0].rstrip(".") if text else type(error).__name__
+    reason = reason if len(reason) <= 200 else reason[:197].rsplit(" ", 1)[0] + " ..."
+    return CheckpointError(f"{path} is not a readable dsnet checkpoint ({reason})")
+
+
+def require_finite(tensors: dict[str, Any], source: str | os.PathLike) -> None:
+    """Refuse weights holding inf or NaN (a damaged file loads otherwise, and predicts nothing)."""
+    bad = [k for k, v in tensors.items()
+           if isinstance(v, torch.Tensor) and v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        names = ", ".join(bad[:3]) + (f" and {len(bad) - 3} more" if len(bad) > 3 else "")
+        raise CheckpointError(f"{source} is damaged: {names} hold{'s' if len(bad) == 1 else ''} inf or NaN "
+                              "values; replace it with an intact copy")
 
 
 def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], source: str) -> nn.Module:
@@ -88,9 +117,11 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
     try:
         with safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
-        return load_file(str(path)), metadata
+        tensors = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
+    require_finite(tensors, path)
+    return tensors, metadata
 
 
 def training_size(metadata: dict[str, Any]) -> int | None:
@@ -169,10 +200,45 @@ def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
     if not path.is_file():
         raise CheckpointError(f"this dsnet has no pretrained weights ({path} is missing); "
                               "reinstall dsnet or pass a checkpoint")
+    _verify_pretrained(path)
     tensors, metadata = read_weights(path)
     model = load_state_into(DSResNet(), tensors, str(path))
     model.train_size = training_size(metadata) or training_size(pretrained_manifest())
     return model.to(torch.device(device or "cpu")).eval()
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """The SHA-256 of a file's bytes, as 64 hex digits."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+_VERIFIED: set[tuple[Any, ...]] = set()  # shipped files whose hash matched, by identity and version
+
+
+def _verify_pretrained(path: Path) -> None:
+    """Refuse shipped weights whose bytes differ from the manifest's ``weights_sha256``. A manifest
+    without the field (written before it existed) is not checked. The result is kept per process
+    and file version (inode, size, modification time): hashing the 20 MB file costs about a quarter
+    of a load, and repeated loads of an unchanged file need not pay it again."""
+    manifest = pretrained_files()["manifest"]
+    try:
+        expected = json.loads(manifest.read_text()).get("weights_sha256")
+    except (OSError, ValueError, AttributeError):
+        raise CheckpointError(f"{manifest} is missing or unreadable; reinstall dsnet") from None
+    if expected is None:
+        return
+    info = path.stat()
+    key = (str(path.resolve()), info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns, expected)
+    if key in _VERIFIED:
+        return
+    if file_sha256(path) != expected:
+        raise CheckpointError(f"{path} is damaged (its SHA-256 differs from the one in {manifest.name}); "
+                              "reinstall dsnet")
+    _VERIFIED.add(key)
 
 
 def pretrained_manifest() -> dict[str, Any]:

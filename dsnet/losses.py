@@ -20,23 +20,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def _check_same_shape(name: str, prediction: Tensor, target: Tensor) -> None:
+def check_same_shape(name: str, prediction: Tensor, target: Tensor, *, batched: bool = False) -> None:
+    """Raise ``ValueError`` unless ``prediction`` and ``target`` have equal shapes (broadcastable
+    is not enough) and, with ``batched``, at least two dimensions ``(B, ...)``. ``name``, the loss
+    or metric, starts the message."""
     if prediction.shape != target.shape:
         raise ValueError(f"{name}: prediction shape {tuple(prediction.shape)} does not match "
-                         f"target shape {tuple(target.shape)}")
+                         f"target shape {tuple(target.shape)}; give both the same shape, "
+                         f"(B, 1, H, W) for DSResNet's heads")
+    if batched and prediction.dim() < 2:
+        raise ValueError(f"{name}: expected a batch of images (B, ...), got shape "
+                         f"{tuple(prediction.shape)}; add the batch dimension, e.g. with unsqueeze(0)")
 
 
 def bce_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy of ``target`` under ``sigmoid(logits)``, averaged over all
     elements. Takes **logits** (numerically stable form)."""
-    _check_same_shape("bce", logits, target)
+    check_same_shape("bce", logits, target)
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
 def dice_loss(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
     """The seed's Dice loss ``1 - (2*sum(p*t) + smooth) / (sum(p) + sum(t) + smooth)``, the sums
     running over every element of the batch. Takes **probabilities** in [0, 1]."""
-    _check_same_shape("dice", probs, target)
+    check_same_shape("dice", probs, target)
     p, t = probs.float(), target.float()
     return 1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth)
 
@@ -45,7 +52,7 @@ def rmse_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
     """``sqrt(mean((pred - target)**2) + eps)`` over every element of the batch. Takes values
     in the target's range (for DSResNet: ``sigmoid`` of the depth logits); ``eps`` keeps the
     gradient finite at zero error."""
-    _check_same_shape("rmse", pred, target)
+    check_same_shape("rmse", pred, target)
     return torch.sqrt(F.mse_loss(pred.float(), target.float()) + eps)
 
 
@@ -61,7 +68,7 @@ def ssim_map(x: Tensor, y: Tensor, *, window_size: int = 11, sigma: float = 1.5,
              data_range: float = 1.0) -> Tensor:
     """Local SSIM of two ``(B, C, H, W)`` images for every window that lies inside them:
     ``(B, C, H - window_size + 1, W - window_size + 1)``, computed in float32."""
-    _check_same_shape("ssim", x, y)
+    check_same_shape("ssim", x, y)
     if x.dim() != 4:
         raise ValueError(f"ssim: expected (B, C, H, W) images, got shape {tuple(x.shape)}")
     height, width = x.shape[-2:]

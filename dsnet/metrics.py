@@ -14,6 +14,8 @@ from typing import Mapping, Sequence
 import torch
 from torch import Tensor
 
+from dsnet.losses import check_same_shape
+
 METRICS: dict[str, bool] = {
     "mask_soft_iou": True,
     "mask_iou": True,
@@ -27,14 +29,6 @@ METRICS: dict[str, bool] = {
 """The keys of :meth:`SegDepthMetrics.compute`, each mapped to whether higher is better."""
 
 
-def _check_same_shape(name: str, prediction: Tensor, target: Tensor) -> None:
-    if prediction.shape != target.shape:
-        raise ValueError(f"{name}: prediction shape {tuple(prediction.shape)} does not match "
-                         f"target shape {tuple(target.shape)}")
-    if prediction.dim() < 2:
-        raise ValueError(f"{name}: expected a batch of images (B, ...), got shape {tuple(prediction.shape)}")
-
-
 def _ratio_or_one(numerator: Tensor, denominator: Tensor) -> Tensor:
     """``numerator / denominator``, and 1 where the denominator is 0 (both maps empty)."""
     empty = denominator == 0
@@ -44,7 +38,7 @@ def _ratio_or_one(numerator: Tensor, denominator: Tensor) -> Tensor:
 def soft_iou(probs: Tensor, target: Tensor) -> Tensor:
     """The seed's IoU of one mask per image, on probabilities without thresholding:
     ``sum(p*t) / (sum(p) + sum(t) - sum(p*t))``, shape ``(B,)``; 1 where the union is 0."""
-    _check_same_shape("soft_iou", probs, target)
+    check_same_shape("soft_iou", probs, target, batched=True)
     p, t = probs.flatten(1).double(), target.flatten(1).double()
     intersection = (p * t).sum(1)
     return _ratio_or_one(intersection, p.sum(1) + t.sum(1) - intersection)
@@ -58,7 +52,7 @@ def _hard_counts(probs: Tensor, target: Tensor, threshold: float) -> tuple[Tenso
 def hard_iou(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
     """IoU per image of the masks ``probs > threshold`` and ``target > threshold``, shape
     ``(B,)``; 1 where both are empty."""
-    _check_same_shape("hard_iou", probs, target)
+    check_same_shape("hard_iou", probs, target, batched=True)
     both, predicted, actual = _hard_counts(probs, target, threshold)
     return _ratio_or_one(both, predicted + actual - both)
 
@@ -66,7 +60,7 @@ def hard_iou(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
 def dice_score(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
     """Dice (F1) per image of the masks ``probs > threshold`` and ``target > threshold``,
     shape ``(B,)``; 1 where both are empty."""
-    _check_same_shape("dice_score", probs, target)
+    check_same_shape("dice_score", probs, target, batched=True)
     both, predicted, actual = _hard_counts(probs, target, threshold)
     return _ratio_or_one(2 * both, predicted + actual)
 
@@ -110,8 +104,8 @@ class SegDepthMetrics:
         if self._synced:
             raise RuntimeError("SegDepthMetrics.update() after sync(): call reset() to start over")
         depth_logits, mask_logits = prediction
-        _check_same_shape("depth", depth_logits, batch["depth"])
-        _check_same_shape("mask", mask_logits, batch["mask"])
+        check_same_shape("depth", depth_logits, batch["depth"], batched=True)
+        check_same_shape("mask", mask_logits, batch["mask"], batched=True)
         if self.state.device != mask_logits.device:
             self.state = self.state.to(mask_logits.device)
 

@@ -8,12 +8,18 @@ the module ``dsnet/NAME.py``; this tool writes those modules and the paired
     python -m dsnet.sync            # regenerate modules and notebooks
     python -m dsnet.sync --check    # exit 1 and name every stale file
     python -m dsnet.sync --execute book/shapes.md   # also refresh stored outputs
+    python -m dsnet.sync --verify book/shapes.md    # run it, compare with the stored outputs
 
 Stored outputs: every code cell of a paired notebook keeps the outputs of its last
-execution, which nbval compares when the tests run, except cells tagged
+execution, which the tests compare by nbval's rules, except cells tagged
 ``nbval-ignore-output`` or ``nbval-skip`` (nondeterministic: timings, training, widgets),
 whose outputs are never stored. Images are not stored either (nbval does not compare
 them, and they would bloat every diff); the built book renders them fresh.
+
+Each chapter executes once per test run: ``--verify`` (and ``--execute``) run it with
+jupyter-cache, the way ``jupyter-book build`` does, and store the executed notebook in the
+book's cache (``_build/.jupyter_cache``), where the book build (``execute_notebooks: cache``)
+finds it instead of running the chapter a second time.
 
 Everything is compared by content, never by file times, so a fresh clone checks clean.
 """
@@ -25,6 +31,8 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+from dsnet.files import atomic_write_text
 
 EXPORT_RE = re.compile(r"^#\| export: dsnet\.([a-z_][a-z0-9_]*)\s*$")
 GENERATED_MARK = "# Generated from "
@@ -249,26 +257,107 @@ def missing_outputs(ipynb_text: str) -> list[int]:
     return [i for i, c in enumerate(nb.cells) if _stores_outputs(c) and c.get("execution_count") is None]
 
 
-def execute(chapter: Path, timeout: int = 1800):
-    """Run the chapter in a fresh kernel; exit with the failing cell's error on failure."""
-    import jupytext
-    from nbclient import NotebookClient
-    from nbclient.exceptions import CellExecutionError
+def cache_path(project: Project) -> Path:
+    """The jupyter-cache that ``jupyter-book build`` reads (``execute_notebooks: cache``)."""
+    return project.root / "_build" / ".jupyter_cache"
 
-    nb = jupytext.read(chapter)
-    try:
-        NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                       resources={"metadata": {"path": str(chapter.parent)}}).execute()
-    except CellExecutionError as error:
-        message = str(error).strip().splitlines()
+
+def book_notebook(chapter: Path):
+    """The chapter as the book reads it: MyST-NB's own reader, so that the cache key (a hash of
+    the code cells and the kernelspec) is the one ``jupyter-book build`` looks up."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    return read_myst_markdown_notebook(chapter.read_text(encoding="utf-8"), add_source_map=True,
+                                       path=str(chapter))
+
+
+def execute(chapter: Path, project: Project, timeout: int = 900):
+    """Run the chapter once in a fresh kernel (in its folder, as the book does) and store the
+    executed notebook in the book's jupyter-cache, so that the book build reuses this execution
+    instead of running the chapter again. Exits with the failing cell's error on failure."""
+    from jupyter_cache import get_cache
+    from jupyter_cache.base import CacheBundleIn
+    from jupyter_cache.executors.utils import single_nb_execution
+
+    nb = book_notebook(chapter)
+    result = single_nb_execution(nb, cwd=str(chapter.parent), timeout=timeout, allow_errors=False)
+    if result.err is not None:
+        message = (result.exc_string or repr(result.err)).strip().splitlines()
         raise SystemExit(f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(message[-12:]))
+    get_cache(str(cache_path(project))).cache_notebook_bundle(
+        CacheBundleIn(nb, str(chapter), data={"execution_seconds": result.time}),
+        check_validity=False, overwrite=True)
     return nb
 
 
+# nbval's own rules: the keys it never compares, and its comparison of one cell's outputs
+NBVAL_SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
+                      "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
+
+
+class _NbvalCell:
+    """The part of nbval's notebook-cell item that compares outputs, without a pytest session."""
+
+    def __init__(self, patterns: list[tuple[str, str]]):
+        from types import SimpleNamespace
+
+        from nbval.plugin import IPyNbCell, nocolors
+
+        self.parent = SimpleNamespace(skip_compare=NBVAL_SKIP_COMPARE, sanitize_patterns=dict(patterns))
+        self.colors = nocolors
+        self.comparison_traceback: list[str] = []
+        self._compare, self._sanitize = IPyNbCell.compare_outputs, IPyNbCell.sanitize
+
+    def sanitize(self, text):
+        return self._sanitize(self, text)
+
+    def format_output_compare(self, key, left, right):
+        self.comparison_traceback.append(f"mismatch {key!r}:\n--- stored\n{left}\n+++ this run\n{right}")
+
+    def compare(self, test: list, ref: list) -> str | None:
+        """None when nbval would pass the cell, else the reason."""
+        from nbval.plugin import coalesce_streams
+
+        self.comparison_traceback = []
+        if self._compare(self, coalesce_streams(test), coalesce_streams(ref)):
+            return None
+        return "\n".join(self.comparison_traceback)
+
+
+def sanitize_patterns(project: Project) -> list[tuple[str, str]]:
+    """The regex-replace pairs of ``tests/nbval_sanitize.cfg`` (nbval's format)."""
+    from nbval.plugin import get_sanitize_patterns
+
+    config = project.root / "tests" / "nbval_sanitize.cfg"
+    return get_sanitize_patterns(config.read_text()) if config.exists() else []
+
+
+def output_mismatches(chapter: Path, executed, project: Project) -> list[str]:
+    """Every code cell whose fresh outputs ``executed`` differ from the outputs stored in the
+    chapter's ``.ipynb``, compared as strictly as nbval does (same keys, same sanitizing)."""
+    import nbformat
+
+    stored = nbformat.read(chapter.with_suffix(".ipynb"), as_version=4)
+    fresh = nbformat.reads(expected_notebook(chapter, executed), as_version=4)
+    stored_code = [c for c in stored.cells if c.cell_type == "code"]
+    fresh_code = [c for c in fresh.cells if c.cell_type == "code"]
+    if [c.source for c in stored_code] != [c.source for c in fresh_code]:
+        return [f"{chapter.with_suffix('.ipynb').name}: its code differs from {chapter.name}; "
+                "run `python -m dsnet.sync`"]
+    cell, problems = _NbvalCell(sanitize_patterns(project)), []
+    for index, (old, new) in enumerate(zip(stored_code, fresh_code)):
+        if not _stores_outputs(old):
+            continue
+        reason = cell.compare(new.outputs, old.outputs)
+        if reason:
+            first = old.source.strip().splitlines()[0] if old.source.strip() else ""
+            problems.append(f"code cell {index} ({first[:60]}): {reason}")
+    return problems
+
+
 # ---------------------------------------------------------------- the command
-def plan(project: Project, executed: dict[Path, object] | None = None) -> dict[Path, str | None]:
+def plan(project: Project) -> dict[Path, str | None]:
     """Every file the sync owns, with its expected text (None: the file should not exist)."""
-    executed = executed or {}
     url = project.repository_url()
     files: dict[Path, str | None] = {}
     for chapter in project.chapters():
@@ -296,21 +385,21 @@ def run(project: Project, check: bool, to_execute: list[Path]) -> int:
             if text is None:
                 path.unlink()
             else:
-                _atomic_write(path, text)
+                atomic_write_text(path, text)
     for chapter in project.chapters():
         ipynb = chapter.with_suffix(".ipynb")
         rel = ipynb.relative_to(project.root)
         executed = None
         if chapter in to_execute and not check:
             print(f"executing {chapter.relative_to(project.root)} ...", flush=True)
-            executed = execute(chapter)
+            executed = execute(chapter, project)
         expected = expected_notebook(chapter, executed)
         current = ipynb.read_text(encoding="utf-8") if ipynb.exists() else None
         if current != expected:
             stale.append(f"{rel}: " + ("missing" if current is None else "inputs or metadata differ from "
                                        f"{chapter.name}"))
             if not check:
-                _atomic_write(ipynb, expected)
+                atomic_write_text(ipynb, expected)
         unrun = missing_outputs(expected)
         if unrun:
             stale.append(f"{rel}: cells {unrun} have no stored outputs; run "
@@ -329,10 +418,16 @@ def run(project: Project, check: bool, to_execute: list[Path]) -> int:
     return 0
 
 
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+SYNC_TOOLS = ("jupytext", "nbformat", "yaml")
+EXECUTE_TOOLS = ("nbclient", "jupyter_cache", "myst_nb", "nbval", "ipykernel")
+
+
+def missing_tools(execute: bool) -> list[str]:
+    """The modules this run needs that are not installed (they come with ``dsnet[sync]``)."""
+    import importlib.util
+
+    needed = SYNC_TOOLS + (EXECUTE_TOOLS if execute else ())
+    return [name for name in needed if importlib.util.find_spec(name) is None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -340,25 +435,56 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 and name every stale file")
     parser.add_argument("--execute", nargs="*", metavar="CHAPTER", type=Path,
                         help="execute these chapters (all when none is named) and store their outputs")
+    parser.add_argument("--verify", nargs="*", metavar="CHAPTER", type=Path,
+                        help="execute these chapters (all when none is named) once, keep the run for the book "
+                             "build, and exit 1 naming every cell whose outputs differ from the stored ones")
     parser.add_argument("--root", type=Path, help="the source checkout (default: the one holding this package)")
     args = parser.parse_args(argv)
+    missing = missing_tools(args.execute is not None or args.verify is not None)
+    if missing:
+        print(f"dsnet.sync: needs the book tools, missing {', '.join(missing)}; "
+              "install them with: pip install 'dsnet[sync]' (or -e '.[sync]' in a clone)", file=sys.stderr)
+        return 2
     project = find_project(args.root.resolve() if args.root else None)
     if project is None:
         print("dsnet.sync: no chapters to sync here: this dsnet is installed, not a source checkout "
               "(clone the repository and run it there).", file=sys.stderr)
         return 2
-    if args.execute is None:
-        to_execute: list[Path] = []
-    elif not args.execute:
-        to_execute = project.chapters()
-    else:
-        to_execute = [p.resolve() for p in args.execute]
-        unknown = [str(p) for p in to_execute if p not in project.chapters()]
-        if unknown:
-            print(f"dsnet.sync: not a chapter: {', '.join(unknown)}", file=sys.stderr)
-            return 2
+    try:
+        to_execute, to_verify = (_named_chapters(project, names) for names in (args.execute, args.verify))
+    except ValueError as error:
+        print(f"dsnet.sync: {error}", file=sys.stderr)
+        return 2
+    if to_verify:
+        return verify(project, to_verify)
     return run(project, args.check, to_execute)
 
+
+def _named_chapters(project: Project, names: list[Path] | None) -> list[Path]:
+    """None: no chapter; []: every chapter; else the named ones, which must be chapters."""
+    if names is None:
+        return []
+    if not names:
+        return project.chapters()
+    # a relative name is read from the checkout's root, else from the current folder
+    chapters = [(project.root / p if (project.root / p).exists() else p).resolve() for p in names]
+    unknown = [str(p) for p in chapters if p not in project.chapters()]
+    if unknown:
+        raise ValueError(f"not a chapter: {', '.join(unknown)}")
+    return chapters
+
+
+def verify(project: Project, chapters: list[Path]) -> int:
+    """Execute each chapter once and compare its outputs with the stored ones; 1 if any differ."""
+    failed = 0
+    for chapter in chapters:
+        problems = output_mismatches(chapter, execute(chapter, project), project)
+        rel = chapter.relative_to(project.root)
+        for problem in problems:
+            print(f"{rel}: {problem}")
+        print(f"{rel}: {'outputs differ from the stored ones' if problems else 'outputs as stored'}")
+        failed += bool(problems)
+    return 1 if failed else 0
 
 if __name__ == "__main__":
     sys.exit(main())

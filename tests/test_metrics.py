@@ -8,9 +8,9 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from dsnet.losses import build_loss
 from dsnet.metrics import METRICS, SegDepthMetrics, dice_score, hard_iou, soft_iou
 from dsnet.model import Prediction
-
 
 
 def _logits(rows) -> torch.Tensor:
@@ -155,6 +155,26 @@ def test_mismatched_shapes_are_named():
         SegDepthMetrics().update(prediction, {"depth": batch["depth"], "mask": batch["mask"][:, 0]})
     with pytest.raises(ValueError, match=r"depth: prediction shape"):
         SegDepthMetrics().update(prediction, {"depth": batch["depth"][:1], "mask": batch["mask"]})
+
+
+def test_a_mask_without_its_channel_reads_the_same_from_loss_and_metrics():
+    # The classic mistake: a (B, H, W) mask against (B, 1, H, W) logits, which would broadcast.
+    prediction = Prediction(torch.zeros(2, 1, 16, 16), torch.zeros(2, 1, 16, 16))
+    batch = {"depth": torch.rand(2, 1, 16, 16), "mask": torch.ones(2, 16, 16)}
+    expected = ("prediction shape (2, 1, 16, 16) does not match target shape (2, 16, 16); "
+                "give both the same shape, (B, 1, H, W) for DSResNet's heads")
+    with pytest.raises(ValueError) as from_loss:
+        build_loss("dice:mask")(prediction, batch)
+    with pytest.raises(ValueError) as from_metrics:
+        SegDepthMetrics().update(prediction, batch)
+    assert str(from_loss.value) == f"dice: {expected}"
+    assert str(from_metrics.value) == f"mask: {expected}"
+
+
+@pytest.mark.parametrize("fn", [soft_iou, hard_iou, dice_score])
+def test_per_image_metrics_need_a_batch_dimension(fn):
+    with pytest.raises(ValueError, match=r"expected a batch of images \(B, \.\.\.\), got shape \(4,\); add the batch"):
+        fn(torch.rand(4), torch.rand(4))
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

@@ -4,7 +4,7 @@ import json
 import pytest
 import torch
 
-from dsnet.io import load_pretrained, pretrained_files, pretrained_manifest
+from dsnet.io import file_sha256, load_pretrained, pretrained_files, pretrained_manifest
 from dsnet.losses import build_loss
 from dsnet.train import Ranks, eval_batches, evaluate, make_config
 
@@ -14,8 +14,9 @@ files = pretrained_files()
 def test_the_manifest_says_how_the_weights_were_made():
     manifest = pretrained_manifest()
     for key in ("command", "machine", "wall_seconds", "image_size", "stages", "epochs", "config", "test",
-                "test_split", "dsnet_version"):
+                "test_split", "dsnet_version", "weights_sha256"):
         assert key in manifest, key
+    assert manifest["weights_sha256"] == file_sha256(files["weights"])  # what load_pretrained checks
     history = json.loads(files["history"].read_text())
     assert len(history) == manifest["epochs"] and history[-1]["size"] == manifest["image_size"]
     assert manifest["wall_seconds"] == round(sum(h["seconds"] for h in history))

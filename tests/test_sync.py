@@ -70,17 +70,31 @@ def test_regenerating_keeps_stored_outputs_of_unchanged_cells(checkout):
     assert "(2, 3, 64, 64) -> (2, 16, 64, 64)\n" in outputs
 
 
-def test_a_changed_printed_shape_fails_nbval_until_outputs_are_refreshed(checkout):
+def test_a_changed_printed_shape_fails_the_output_check_until_outputs_are_refreshed(checkout):
     chapter = checkout / "book" / "blocks.md"
     chapter.write_text(chapter.read_text().replace("x = torch.randn(2, 3, 64, 64)", "x = torch.randn(1, 3, 64, 64)"))
     assert sync(root=checkout).returncode == 0
     notebook = checkout / "book" / "blocks.ipynb"
     assert "(2, 3, 64, 64) -> (2, 16, 64, 64)" in notebook.read_text()  # the stored output is now wrong
-    nbval = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval", "--nbval-current-env",
-             str(notebook)]
-    result = subprocess.run(nbval, capture_output=True, text=True, cwd=checkout, timeout=300)
-    assert result.returncode == 1, result.stdout[-2000:]
+    result = sync("--verify", "book/blocks.md", root=checkout)
+    assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "(1, 3, 64, 64) -> (1, 16, 64, 64)" in result.stdout
+    assert "book/blocks.md: outputs differ from the stored ones" in result.stdout
+    assert sync("--execute", "book/blocks.md", root=checkout).returncode == 0
+    assert sync("--verify", "book/blocks.md", root=checkout).returncode == 0
+
+
+def test_a_verified_chapter_is_what_the_book_build_finds_in_its_cache(checkout):
+    from jupyter_cache import get_cache
+
+    from dsnet.sync import Project, book_notebook
+
+    chapter = checkout / "book" / "shapes.md"
+    cache = checkout / "_build" / ".jupyter_cache"
+    assert sync("--verify", "book/shapes.md", root=checkout).returncode == 0
+    record = get_cache(str(cache)).match_cache_notebook(book_notebook(chapter))  # what myst-nb looks up
+    assert record.uri == str(chapter)
+    assert Project(checkout).chapters()  # the checkout is a project the sync knows
 
 
 def test_an_export_removed_from_its_chapter_deletes_the_module(checkout):

@@ -4,8 +4,9 @@
         --machine "2-core CPU" [--force]
 
 Writes ``dsnet/weights/dsresnet.safetensors`` (fp16), ``manifest.json`` (command, machine, wall
-time, image size, test metrics, dsnet version) and ``history.json``. Refuses to replace shipped
-weights whose test metrics are better, unless ``--force``: every shipped copy stays in git history.
+time, image size, test metrics, dsnet version, and the weights file's SHA-256, which
+``load_pretrained`` checks) and ``history.json``. Refuses to replace shipped weights whose test
+metrics are better, unless ``--force``: every shipped copy stays in git history.
 """
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from pathlib import Path
 
 import torch
 
-from dsnet.io import load_checkpoint, load_state_into, pretrained_files, save_weights
+from dsnet.files import atomic_write_text
+from dsnet.io import file_sha256, load_checkpoint, load_state_into, pretrained_files, save_weights
 from dsnet.losses import build_loss
 from dsnet.model import DSResNet
 from dsnet.train import Ranks, amp_dtype, eval_batches, evaluate, make_config, pick_device
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"not shipped: test metrics {test} do not beat the shipped {old}", file=sys.stderr)
             return 1
     config = state["config"]
+    save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
+                                                    "train_size": str(size), "config": config})
     manifest = {
         "command": args.command,
         "machine": f"{args.machine}; {platform.processor() or platform.machine()}, torch {torch.__version__}",
@@ -65,12 +69,11 @@ def main(argv: list[str] | None = None) -> int:
         "test": test,
         "test_split": f"{config['test_samples']} held-out synthetic scenes at {size}px",
         "dsnet_version": state["dsnet_version"],
+        "weights_sha256": file_sha256(files["weights"]),  # load_pretrained refuses other bytes
         "note": args.note,
     }
-    save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
-                                                    "train_size": str(size), "config": config})
-    files["manifest"].write_text(json.dumps(manifest, indent=1) + "\n")
-    files["history"].write_text(json.dumps(history, indent=1) + "\n")
+    atomic_write_text(files["manifest"], json.dumps(manifest, indent=1) + "\n")
+    atomic_write_text(files["history"], json.dumps(history, indent=1) + "\n")
     print(f"shipped {args.run} -> {files['weights'].parent}")
     return 0
 

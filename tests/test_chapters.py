@@ -1,0 +1,51 @@
+"""Every chapter of the book, executed once per test run and compared with its stored outputs.
+
+Each chapter runs in a fresh kernel, the way ``jupyter-book build`` runs it, and its executed
+notebook goes into the book's jupyter-cache (``_build/.jupyter_cache``): the book build that
+follows (``execute_notebooks: cache``) reuses this run instead of executing the chapter again.
+The comparison uses nbval's own rules: same output keys, same counts, same text after the
+sanitizing patterns of ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output`` are run
+but not compared. Chapters run in the order of ``_toc.yml`` (the Results chapter reads the run
+the Training chapter makes).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dsnet.sync import Project, execute, output_mismatches
+
+ROOT = Path(__file__).resolve().parent.parent
+PROJECT = Project(ROOT)
+
+
+def toc_files() -> list[str]:
+    """Every file of ``_toc.yml`` in reading order (``book/NAME``, without suffix)."""
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = [toc["root"]]
+    for part in toc.get("parts", []):
+        files += [chapter["file"] for chapter in part["chapters"]]
+    return files
+
+
+def toc_chapters() -> list[Path]:
+    """The executable chapters in reading order (the API and references pages are not notebooks)."""
+    notebooks = set(PROJECT.chapters())
+    return [ROOT / f"{name}.md" for name in toc_files() if ROOT / f"{name}.md" in notebooks]
+
+
+def test_every_chapter_is_in_the_table_of_contents():
+    assert set(toc_chapters()) == set(PROJECT.chapters())
+
+
+@pytest.mark.parametrize("chapter", toc_chapters(), ids=lambda path: path.stem)
+def test_the_chapter_runs_and_reproduces_its_stored_outputs(chapter: Path):
+    try:
+        executed = execute(chapter, PROJECT)
+    except SystemExit as failure:  # the sync reports a failing cell this way
+        pytest.fail(str(failure), pytrace=False)
+    problems = output_mismatches(chapter, executed, PROJECT)
+    assert not problems, (f"{chapter.name}: outputs differ from book/{chapter.stem}.ipynb; if the change is "
+                          f"intended, run `python -m dsnet.sync --execute book/{chapter.name}`\n" + "\n".join(problems))

@@ -1,0 +1,85 @@
+"""The shape of the house: chapters import only what came before them, and functions stay short.
+
+A module generated from a chapter may import (at the top or inside a function) only modules
+generated from the same or an earlier chapter in ``_toc.yml``, or hand-written infrastructure that
+itself imports no chapter module (``dsnet.io``, ``dsnet.files``, ``dsnet.device``, ...). Importing the
+package itself (``from dsnet import __version__``) counts as importing every chapter.
+"""
+from __future__ import annotations
+
+import ast
+import shutil
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+GENERATED = "# Generated from "
+
+
+def chapter_order(root: Path) -> dict[str, int]:
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
+    return {f"{name}.md": i for i, name in enumerate(files)}
+
+
+def dsnet_imports(path: Path) -> set[str]:
+    """Every ``dsnet`` module that ``path`` imports, anywhere in the file."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.split(".")[0] == "dsnet"}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            if node.module == "dsnet":   # from dsnet import X: X may be a submodule or a re-export
+                found |= {f"dsnet.{a.name}" if (path.parent / f"{a.name}.py").exists() else "dsnet" for a in node.names}
+            elif node.module.split(".")[0] == "dsnet":
+                found.add(node.module)
+    return found
+
+
+def backward_imports(package: Path, root: Path) -> list[str]:
+    """Every import of a chapter module that breaks the reading order, as a sentence."""
+    order = chapter_order(root)
+    modules = {f"dsnet.{p.stem}": p for p in package.glob("*.py") if p.stem != "__init__"}
+    chapter_of = {name: p.read_text().splitlines()[0].split()[3]
+                  for name, p in modules.items() if p.read_text().startswith(GENERATED)}
+    infrastructure = {name for name in modules if name not in chapter_of
+                      and not any(i in chapter_of or i == "dsnet" for i in dsnet_imports(modules[name]))}
+    problems = []
+    for name, chapter in sorted(chapter_of.items()):
+        for imported in sorted(dsnet_imports(modules[name]) - {name}):
+            if imported in infrastructure:
+                continue
+            if imported in chapter_of and order[chapter_of[imported]] <= order[chapter]:
+                continue
+            where = (f"generated from the later chapter {chapter_of[imported]}" if imported in chapter_of
+                     else "the package itself" if imported == "dsnet"
+                     else "hand-written code that imports chapter modules")
+            problems.append(f"{name} (from {chapter}) imports {imported}, {where}")
+    return problems
+
+
+def test_chapters_import_only_what_came_before():
+    assert backward_imports(ROOT / "dsnet", ROOT) == []
+
+
+def test_a_planted_backward_import_is_caught(tmp_path):
+    package = tmp_path / "dsnet"
+    shutil.copytree(ROOT / "dsnet", package, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "_toc.yml", tmp_path / "_toc.yml")
+    model = package / "model.py"
+    model.write_text(model.read_text() + "\n\ndef _late():\n    from dsnet.train import TrainConfig\n")
+    io = package / "io.py"
+    io.write_text(io.read_text() + "\n\nfrom dsnet import __version__\n")
+    problems = backward_imports(package, tmp_path)
+    assert "dsnet.model (from book/model.md) imports dsnet.train, generated from the later chapter book/training.md" in problems
+    assert any("imports dsnet.io, hand-written code that imports chapter modules" in p for p in problems)
+
+
+def test_no_function_in_the_package_is_longer_than_60_lines():
+    long = []
+    for path in sorted((ROOT / "dsnet").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
+                long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
+    assert long == []
