@@ -4,7 +4,7 @@ The **plain way** is what a first PyTorch script does: float32, NCHW, eager, and
 from JPEG files on disk by a ``DataLoader`` (a small MODEST folder is written to a temporary
 directory first). The **fast path** is the trainer's: batches rendered on the device by
 :class:`dsnet.data.SyntheticMuseum`, channels-last, mixed precision on CUDA (bf16, else fp16 with
-a grad scaler; float32 on CPU, see :func:`dsnet.train.amp_dtype`), a fused optimizer on CUDA and,
+a grad scaler; float32 on CPU, see :func:`dsnet.device.amp_dtype`), a fused optimizer on CUDA and,
 optionally, ``torch.compile``.
 
 Every timed step includes getting its batch (the loader's wait, or the render), so the figures
@@ -96,58 +96,37 @@ def _render_steps(data, count: int, batch_size: int, body: Callable[[dict], None
         yield lambda start=start: body(data.batch(range(start, start + batch_size)))
 
 
-def _train_body(model, optimizer, loss_fn, config, dtype, scaler):
-    from dsnet.train import predict_batch
+def _train_body(run) -> Callable[[dict], None]:
+    from dsnet.train import train_step
 
-    def body(batch: dict[str, Tensor]) -> None:
-        loss = loss_fn(predict_batch(model, batch, config, dtype), batch).total
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
-
-    return body
+    return lambda batch: train_step(run, batch)
 
 
-def _infer_body(model, config, dtype):
+def _infer_body(run) -> Callable[[dict], None]:
     from dsnet.train import predict_batch
 
     def body(batch: dict[str, Tensor]) -> None:
         with torch.inference_mode():
-            predict_batch(model, batch, config, dtype)
+            predict_batch(run.net, batch, run.config, run.dtype)
 
     return body
 
 
-def _path_config(fast: bool, compile: bool):
-    from dsnet.train import make_config
-
-    return make_config("quick", amp=fast, channels_last=fast, fused=fast, compile=fast and compile)
-
-
 def _build(fast: bool, compile: bool, device: torch.device):
-    from dsnet.model import DSResNet
-    from dsnet.train import amp_dtype
+    """The trainer's own run (dsnet.train.build_run): the plain way with every speed-up off."""
+    from dsnet.train import build_run, make_config
 
-    config = _path_config(fast, compile)
-    torch.manual_seed(0)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = DSResNet().to(device, memory_format=layout)
-    fused = config.fused and device.type == "cuda"
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True if fused else None)
-    dtype = amp_dtype(config, device)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    net = torch.compile(model) if config.compile else model
-    return config, model, net, optimizer, dtype, scaler
+    config = make_config("quick", amp=fast, channels_last=fast, fused=fast, compile=fast and compile,
+                         device=str(device))
+    return build_run(config, device=device)
 
 
 def bench_plain(size: int, root: str, steps: int, warmup: int, batch_size: int, device: torch.device,
                 workers: int) -> dict[str, float]:
     """Images/s of the plain way at ``size``, reading the MODEST folder ``root``."""
-    from dsnet.losses import build_loss
     from dsnet.modest import ModestMuseum
 
-    config, model, net, optimizer, dtype, scaler = _build(False, False, device)
+    run = _build(False, False, device)
     data = ModestMuseum(root, split="all", check="none")
     count = warmup + steps
 
@@ -155,11 +134,10 @@ def bench_plain(size: int, root: str, steps: int, warmup: int, batch_size: int, 
         return torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=True, drop_last=True,
                                            num_workers=workers, pin_memory=device.type == "cuda")
 
-    model.train()
-    train = _timed(_loader_steps(loader(), count, device, _train_body(net, optimizer, build_loss("seed"),
-                                                                       config, dtype, scaler)), warmup, device)
-    model.eval()
-    infer = _timed(_loader_steps(loader(), count, device, _infer_body(net, config, dtype)), warmup, device)
+    run.net.train()
+    train = _timed(_loader_steps(loader(), count, device, _train_body(run)), warmup, device)
+    run.net.eval()
+    infer = _timed(_loader_steps(loader(), count, device, _infer_body(run)), warmup, device)
     return {"train_ips": _rate(train, batch_size), "infer_ips": _rate(infer, batch_size)}
 
 
@@ -167,33 +145,20 @@ def bench_fast(size: int, steps: int, warmup: int, batch_size: int, device: torc
                compile: bool) -> dict[str, float]:
     """Images/s of the dsnet fast path at ``size``, and of its data generator alone."""
     from dsnet.data import SyntheticMuseum
-    from dsnet.losses import build_loss
+    from dsnet.device import precision_name
 
-    config, model, net, optimizer, dtype, scaler = _build(True, compile, device)
+    run = _build(True, compile, device)
     count = warmup + steps
     data = SyntheticMuseum(size, length=3 * count * batch_size, seed=0, device=device)
-    model.train()
-    train = _timed(_render_steps(data, count, batch_size, _train_body(net, optimizer, build_loss("seed"), config,
-                                                                     dtype, scaler)), warmup, device)
-    model.eval()
-    infer = _timed(_render_steps(data, count, batch_size, _infer_body(net, config, dtype), count * batch_size),
-                   warmup, device)
+    run.net.train()
+    train = _timed(_render_steps(data, count, batch_size, _train_body(run)), warmup, device)
+    run.net.eval()
+    infer = _timed(_render_steps(data, count, batch_size, _infer_body(run), count * batch_size), warmup, device)
     render = _timed(_render_steps(data, count, batch_size, lambda batch: None, 2 * count * batch_size),
                     warmup, device)
     return {"train_ips": _rate(train, batch_size), "infer_ips": _rate(infer, batch_size),
             "generator_ips": _rate(render, batch_size),
-            "amp_dtype": str(dtype).replace("torch.", "") if dtype else "float32"}
-
-
-def _device(name: str) -> torch.device:
-    from dsnet.train import pick_device
-
-    try:
-        device = pick_device(name)
-        torch.empty(1, device=device)      # fails here, with the reason, if it is not available
-    except (RuntimeError, AssertionError) as error:
-        raise ValueError(f"device {name!r} is not available ({str(error).splitlines()[0]})") from None
-    return device
+            "amp_dtype": precision_name(run.dtype)}
 
 
 def _load() -> list[float] | None:
@@ -216,7 +181,9 @@ def run_bench(sizes: Sequence[int] = (96, 224), steps: int = 10, warmup: int = 2
         raise ValueError(problems[0])
     if steps < 1 or warmup < 0 or batch_size < 1 or workers < 0:
         raise ValueError("need steps >= 1, warmup >= 0, batch_size >= 1 and workers >= 0")
-    device = _device(str(device))
+    from dsnet.device import pick_device
+
+    device = pick_device(device)
     log = log or (lambda message: None)
     report: dict[str, Any] = {
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),

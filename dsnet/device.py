@@ -15,9 +15,9 @@ def pick_device(name: str | torch.device | None = "auto") -> torch.device:
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
-    except (RuntimeError, TypeError) as error:
-        raise ValueError(f"device {str(name)!r} is not a device name torch knows "
-                         f"(use auto, cpu, cuda or cuda:N): {str(error).splitlines()[0]}") from None
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device {str(name)!r} is not available: torch knows no device of that name; "
+                         "use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise ValueError(f"device {str(name)!r} is not available: this torch "

@@ -1,7 +1,9 @@
 # Generated from book/training.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
 """Training DSResNet: one config with named profiles, a fast GPU path, checkpoints that resume
-exactly, and DDP under torchrun."""
+exactly, and DDP under torchrun. :func:`train` is the composition of the parts the Training
+chapter builds one at a time: :func:`start_run`, :func:`train_step`, :func:`train_epoch`,
+:func:`evaluate`, :func:`save_run` and :func:`final_test`."""
 from __future__ import annotations
 
 import functools
@@ -17,13 +19,21 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dsnet.data import SyntheticMuseum, jpeg_round_trip, normalize, photometric
+from dsnet._version import __version__
+from dsnet.data import SyntheticMuseum, jpeg_round_trip, model_inputs, photometric
+from dsnet.device import amp_dtype, pick_device, precision_name
+from dsnet.files import atomic_write, atomic_write_text
 from dsnet.io import load_checkpoint, save_checkpoint
 from dsnet.losses import build_loss
 from dsnet.metrics import SegDepthMetrics
 from dsnet.model import DSResNet
 from dsnet.progress import progress
 from dsnet.shapes import size_problem
+
+
+def option(default: Any, help: str) -> Any:
+    """A config field with its command-line help text."""
+    return field(default=default, metadata={"help": help})
 
 
 @dataclass
@@ -34,30 +44,33 @@ class TrainConfig:
     the training device) or the path of a folder in the MODEST Museum layout.
     """
 
-    profile: str = "quick"
-    stages: tuple[tuple[int, int], ...] = ((64, 5),)
-    data: str = "synthetic"
-    train_samples: int = 1536          # synthetic: fresh scenes per epoch
-    val_samples: int = 256
-    test_samples: int = 512
-    batch_size: int = 16
-    optimizer: str = "adamw"           # "adamw", or "sgd" (momentum 0.9, as the seed)
-    lr: float = 2e-3                   # peak learning rate
-    weight_decay: float = 1e-4
-    scheduler: str = "onecycle"        # "onecycle" (per step) or "plateau" (per epoch)
-    loss: str = "seed"                 # a dsnet.losses spec
-    augment: bool = False              # photometric augmentation, the same for BG and BG-FG
-    jpeg: bool = False                 # JPEG round trip (quality 60-95) of every image, like real photos
-    seed: int = 0
-    device: str = "auto"               # "auto": CUDA when available
-    amp: bool = True                   # CUDA: bf16 autocast, or fp16 with a grad scaler
-    channels_last: bool = True
-    compile: bool = False              # torch.compile the model
-    fused: bool = True                 # fused optimizer kernels on CUDA
-    workers: int = 2                   # DataLoader workers for MODEST folders
-    predictions_every: int = 0         # save a validation prediction grid every N epochs
-    out_dir: str = "runs/quick"
-    log_every: int = 10
+    profile: str = option("quick", "the named settings this config started from")
+    stages: tuple[tuple[int, int], ...] = option(((64, 5),), "progressive resizing as SIZE:EPOCHS pairs, "
+                                                              "e.g. 96:3,160:3,224:2")
+    data: str = option("synthetic", "'synthetic' (scenes rendered on the training device) or a folder in "
+                                    "the MODEST layout")
+    train_samples: int = option(1536, "synthetic data: fresh scenes per epoch")
+    val_samples: int = option(256, "synthetic data: validation scenes")
+    test_samples: int = option(512, "synthetic data: test scenes")
+    batch_size: int = option(16, "images per optimizer step (over all processes)")
+    optimizer: str = option("adamw", "adamw, or sgd (momentum 0.9, as the seed)")
+    lr: float = option(2e-3, "peak learning rate")
+    weight_decay: float = option(1e-4, "weight decay of the optimizer")
+    scheduler: str = option("onecycle", "onecycle (per step) or plateau (per epoch, on the validation loss)")
+    loss: str = option("seed", "loss spec, e.g. 'seed' or '2*rmse:depth + bce:mask + 2*dice:mask'")
+    augment: bool = option(False, "photometric augmentation, identical for BG and BG-FG")
+    jpeg: bool = option(False, "JPEG round trip of every image at a random quality in 60-95, as in real photos")
+    seed: int = option(0, "seed of data order, augmentation and initialization")
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda, cuda:1, ...")
+    amp: bool = option(True, "mixed precision on CUDA: bf16 where the GPU has it natively, else fp16 "
+                             "with a grad scaler")
+    channels_last: bool = option(True, "channels-last memory layout for model and batches")
+    compile: bool = option(False, "torch.compile the model")
+    fused: bool = option(True, "fused optimizer kernels on CUDA")
+    workers: int = option(2, "DataLoader worker processes for MODEST folders")
+    predictions_every: int = option(0, "save a validation prediction grid every N epochs (0: never)")
+    out_dir: str = option("runs/quick", "folder for checkpoints (last.pt, best.pt), history.json and test.json")
+    log_every: int = option(10, "steps between progress updates and non-finite checks")
 
     @property
     def epochs(self) -> int:
@@ -71,6 +84,20 @@ class TrainConfig:
             epoch -= epochs
         return self.stages[-1][0]
 
+    def to_dict(self) -> dict[str, Any]:
+        """The config as plain JSON values (what checkpoints, histories and manifests store)."""
+        return json.loads(json.dumps(asdict(self)))
+
+    @classmethod
+    def from_dict(cls, stored: dict[str, Any]) -> TrainConfig:
+        """The config that :meth:`to_dict` stored (lists back to tuples); unknown keys are an error."""
+        unknown = sorted(set(stored) - {f.name for f in fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
+        config = cls(**stored)
+        config.stages = tuple((int(size), int(epochs)) for size, epochs in config.stages)
+        return config
+
 
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5),), train_samples=1536, batch_size=16, lr=2e-3, out_dir="runs/quick"),
@@ -79,6 +106,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": dict(stages=((96, 4), (160, 4), (224, 4)), train_samples=24_576, val_samples=1024,
                  test_samples=2048, batch_size=64, lr=3e-3, augment=True, compile=True, out_dir="runs/full"),
 }
+OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau")
 
 
 def default_profile() -> str:
@@ -87,44 +115,57 @@ def default_profile() -> str:
 
 
 def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
-    """The config of ``profile`` (default: :func:`default_profile`) with ``overrides``."""
+    """The config of ``profile`` (default: :func:`default_profile`) with ``overrides``, checked."""
     profile = profile or default_profile()
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
-    unknown = sorted(set(overrides) - {f.name for f in fields(TrainConfig)})
-    if unknown:
-        raise ValueError(f"unknown config field(s): {', '.join(unknown)}")
-    config = TrainConfig(profile=profile, **{**PROFILES[profile], **overrides})
-    config.stages = tuple((int(size), int(epochs)) for size, epochs in config.stages)
-    problems = [size_problem("size", size) for size, _ in config.stages]
-    if any(problems):
-        raise ValueError(f"stages: {next(p for p in problems if p)}")
-    if config.batch_size < 1 or config.epochs < 1:
-        raise ValueError("batch_size and the number of epochs must be at least 1")
-    if config.data == "synthetic" and config.train_samples < config.batch_size:
-        raise ValueError(f"train_samples {config.train_samples} is less than one batch of {config.batch_size}")
-    steps = config.train_samples // config.batch_size * config.epochs
-    if config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8:
-        raise ValueError(f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps}")
+    config = TrainConfig.from_dict({**PROFILES[profile], **overrides, "profile": profile})
+    problem = config_problem(config)
+    if problem:
+        raise ValueError(problem)
     return config
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else torch.device(name)
+def config_problem(config: TrainConfig) -> str | None:
+    """The first thing wrong with ``config``, as a sentence; None if it can train."""
+    sizes = [size_problem("size", size) for size, _ in config.stages]
+    counts = {"batch_size": 1, "val_samples": 1, "test_samples": 1, "log_every": 1, "workers": 0,
+              "predictions_every": 0}
+    low = next((f"{name} must be at least {least}, got {getattr(config, name)}" for name, least in counts.items()
+                if getattr(config, name) < least), None)
+    steps = config.train_samples // config.batch_size * config.epochs if config.batch_size > 0 else 0
+    checks = [
+        (any(sizes), f"stages: {next((p for p in sizes if p), '')}"),
+        (not config.stages or config.epochs < 1, "stages need at least one epoch"),
+        (low is not None, low),
+        (config.optimizer not in OPTIMIZERS, f"unknown optimizer {config.optimizer!r}; choose adamw or sgd"),
+        (config.scheduler not in SCHEDULERS, f"unknown scheduler {config.scheduler!r}; choose onecycle or plateau"),
+        (not math.isfinite(config.lr) or config.lr <= 0,
+         f"lr must be a positive number, got {config.lr} (at 0 nothing is learnt)"),
+        (not math.isfinite(config.weight_decay) or config.weight_decay < 0,
+         f"weight_decay must be 0 or more, got {config.weight_decay}"),
+        (config.data == "synthetic" and config.train_samples < config.batch_size,
+         f"train_samples {config.train_samples} is less than one batch of {config.batch_size}"),
+        (config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8,
+         f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps}"),
+    ]
+    return next((message for failed, message in checks if failed), None) or _outside_problem(config)
 
 
-def amp_dtype(config: TrainConfig, device: torch.device) -> torch.dtype | None:
-    """bf16 where the GPU supports it, else fp16; None (float32) on CPU or with ``amp`` off."""
-    if not config.amp or device.type != "cuda":
-        return None
-    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-
-
-def model_inputs(batch: dict[str, Tensor], channels_last: bool) -> tuple[Tensor, Tensor]:
-    """Normalized BG and BG-FG, in the memory layout the model runs in."""
-    batch = normalize(batch)
-    layout = torch.channels_last if channels_last else torch.contiguous_format
-    return batch["bg"].contiguous(memory_format=layout), batch["bg_fg"].contiguous(memory_format=layout)
+def _outside_problem(config: TrainConfig) -> str | None:
+    """What the loss spec, the device or the data folder says against ``config``."""
+    try:
+        build_loss(config.loss)
+    except ValueError as error:
+        return f"loss {config.loss!r}: {error}"
+    try:
+        pick_device(config.device)
+    except ValueError as error:
+        return str(error)
+    if config.data != "synthetic" and not (Path(config.data) / "file_map.txt").is_file():
+        return (f"data folder {config.data} has no file_map.txt; pass --data synthetic or a folder in the "
+                "MODEST layout (make one with `dsnet data generate`)")
+    return None
 
 
 @dataclass(frozen=True)
@@ -237,6 +278,206 @@ class NonFiniteLoss(RuntimeError):
 
 
 @dataclass
+class Run:
+    """A training run in progress: what it trains, how, and how far it has come."""
+
+    config: TrainConfig
+    ranks: Ranks
+    device: torch.device
+    dtype: torch.dtype | None             # autocast dtype, None for float32
+    model: nn.Module                      # the weights that are saved
+    net: nn.Module                        # what trains: the model, maybe wrapped in DDP and compiled
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    scaler: torch.amp.GradScaler
+    loss_fn: nn.Module
+    augment_rng: torch.Generator
+    jpeg_rng: torch.Generator
+    history: list[dict[str, Any]] = field(default_factory=list)
+    epoch: int = 0                        # the next epoch to train (0-based)
+    step: int = 0
+    best_loss: float = math.inf
+    bad_step: Tensor | None = None        # the first step whose loss was not finite, -1 while none was
+
+    @property
+    def out(self) -> Path:
+        return Path(self.config.out_dir)
+
+
+def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
+    fused = config.fused and device.type == "cuda"
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
+    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
+                           fused=fused)
+
+
+def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
+    if config.scheduler == "onecycle":
+        total = config.epochs * steps_per_epoch(config)
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
+    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
+
+
+def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.device | None = None) -> Run:
+    """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators."""
+    ranks, device = ranks or Ranks(), device or pick_device(config.device)
+    dtype = amp_dtype(device, config.amp)
+    torch.manual_seed(config.seed)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    model = DSResNet().to(device, memory_format=layout)
+    optimizer = build_optimizer(config, model, device)
+    net = nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model
+    return Run(config, ranks, device, dtype, model, torch.compile(net) if config.compile else net, optimizer,
+               build_scheduler(config, optimizer),
+               torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), build_loss(config.loss),
+               torch.Generator(device=device).manual_seed(config.seed + 1),
+               torch.Generator().manual_seed(config.seed + 2),  # JPEG coding runs on the CPU
+               bad_step=torch.full((), -1, dtype=torch.long, device=device))
+
+
+def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
+    """One optimizer step on ``batch``; returns the (detached) loss."""
+    config = run.config
+    if config.augment:
+        batch = photometric(batch, generator=run.augment_rng)
+    if config.jpeg:
+        batch = jpeg_round_trip(batch, generator=run.jpeg_rng)
+    loss = run.loss_fn(predict_batch(run.net, batch, config, run.dtype), batch).total
+    run.bad_step = torch.where((run.bad_step < 0) & ~torch.isfinite(loss), run.step, run.bad_step)
+    run.optimizer.zero_grad(set_to_none=True)
+    run.scaler.scale(loss).backward()
+    run.scaler.step(run.optimizer)
+    run.scaler.update()
+    if config.scheduler == "onecycle":
+        run.scheduler.step()
+    run.step += 1
+    return loss.detach()
+
+
+def stop_if_non_finite(run: Run) -> None:
+    """Raise :class:`NonFiniteLoss` naming the first bad step and the last good checkpoint."""
+    if run.bad_step.item() >= 0:
+        last = run.out / "last.pt"
+        where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
+        raise NonFiniteLoss(f"the loss became NaN or infinite at step {run.bad_step.item() + 1}; "
+                            f"training stopped; {where}")
+
+
+def train_epoch(run: Run) -> dict[str, Any]:
+    """Train one epoch and validate; returns the epoch's record (also appended to the history)."""
+    config, epoch = run.config, run.epoch
+    size, steps = config.size_at(epoch), steps_per_epoch(config)
+    run.net.train()
+    loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
+    started = time.perf_counter()
+    bar = progress(train_batches(config, epoch, run.device, run.ranks), total=steps, leave=False,
+                   desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", disable=not run.ranks.main)
+    for batch in bar:
+        loss = train_step(run, batch)
+        loss_sum += loss
+        if run.step % config.log_every == 0:
+            stop_if_non_finite(run)
+            bar.set_postfix(loss=f"{loss.item():.4f}")
+    stop_if_non_finite(run)
+    seconds = time.perf_counter() - started
+    val = evaluate(run.net, eval_batches(config, "val", size, run.device, run.ranks), run.loss_fn, config,
+                   run.dtype, run.ranks)
+    if config.scheduler == "plateau":
+        run.scheduler.step(val["loss"])
+    record = {"epoch": epoch + 1, "step": run.step, "size": size, "lr": run.optimizer.param_groups[0]["lr"],
+              "train_loss": loss_sum.item() / steps, "seconds": seconds,
+              "images_per_s": steps * config.batch_size / seconds, "precision": precision_name(run.dtype),
+              **{f"val_{k}": v for k, v in val.items()}}
+    run.history.append(record)
+    run.epoch += 1
+    return record
+
+
+def epoch_line(run: Run, record: dict[str, Any]) -> str:
+    return (f"epoch {record['epoch']}/{run.config.epochs} @{record['size']}px: train loss "
+            f"{record['train_loss']:.4f}, val loss {record['val_loss']:.4f}, mask IoU {record['val_mask_iou']:.3f}, "
+            f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
+
+
+def run_state(run: Run) -> dict[str, Any]:
+    """Everything :func:`restore_run` needs to continue ``run`` exactly."""
+    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
+            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+            "augment_rng": run.augment_rng.get_state(), "jpeg_rng": run.jpeg_rng.get_state(),
+            "epoch": run.epoch - 1, "step": run.step, "best_loss": run.best_loss, "history": run.history,
+            "config": run.config.to_dict(), "dsnet_version": __version__}
+
+
+def save_run(run: Run, val_loss: float) -> None:
+    """Write ``last.pt`` (and ``best.pt`` when ``val_loss`` is the best so far) and ``history.json``."""
+    improved = val_loss < run.best_loss
+    run.best_loss = min(run.best_loss, val_loss)
+    if not run.ranks.main:
+        return
+    state = run_state(run)
+    save_checkpoint(state, run.out / "last.pt")
+    if improved:
+        save_checkpoint(state, run.out / "best.pt")
+    atomic_write_text(run.out / "history.json", json.dumps(run.history, indent=1))
+
+
+def restore_run(run: Run, path: Path) -> None:
+    """Continue ``run`` from the checkpoint at ``path`` (written by :func:`save_run`)."""
+    state = load_checkpoint(path, map_location=run.device)
+    mine = run.config.to_dict()
+    # a run folder may move (to Google Drive, say): out_dir is the one field allowed to differ
+    changed = sorted(k for k in mine.keys() | state["config"].keys()
+                     if k != "out_dir" and mine.get(k) != state["config"].get(k))
+    if changed:
+        raise ValueError(f"{path} was written with another config (differs in {', '.join(changed)}); "
+                         "resume with the same settings, or start a new run in another --out-dir")
+    run.model.load_state_dict(state["model"])
+    run.optimizer.load_state_dict(state["optimizer"])
+    run.scheduler.load_state_dict(state["scheduler"])
+    run.scaler.load_state_dict(state["scaler"])
+    run.augment_rng.set_state(state["augment_rng"].cpu())
+    run.jpeg_rng.set_state(state["jpeg_rng"].cpu())
+    run.epoch, run.step, run.best_loss, run.history = (state["epoch"] + 1, state["step"], state["best_loss"],
+                                                       state["history"])
+
+
+def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
+    """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
+    out = Path(config.out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(out / ".write-test", "")
+        (out / ".write-test").unlink()
+    except OSError as error:
+        raise ValueError(f"cannot write to out_dir {out} ({error.strerror or type(error).__name__}); "
+                         "choose another --out-dir") from None
+    for stale in out.glob(".*.pt.*.tmp"):
+        stale.unlink(missing_ok=True)
+    existing = [name for name in ("last.pt", "best.pt") if (out / name).exists()]
+    if existing and not (resume or overwrite):
+        raise ValueError(f"{out} already holds a run ({', '.join(existing)}); pass resume to continue it, "
+                         "overwrite to start again, or choose another out_dir")
+    if overwrite and not resume:
+        for name in ("last.pt", "best.pt", "history.json", "test.json"):
+            (out / name).unlink(missing_ok=True)
+    return resume and (out / "last.pt").exists()
+
+
+def final_test(run: Run) -> dict[str, float]:
+    """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
+    if run.ranks.world > 1:
+        dist.barrier()
+    run.model.load_state_dict(load_checkpoint(run.out / "best.pt", map_location=run.device)["model"])
+    size = run.config.stages[-1][0]
+    test = evaluate(run.model, eval_batches(run.config, "test", size, run.device, run.ranks), run.loss_fn,
+                    run.config, run.dtype, run.ranks)
+    if run.ranks.main:
+        atomic_write_text(run.out / "test.json", json.dumps(test, indent=1))
+    return test
+
+
+@dataclass
 class TrainResult:
     config: TrainConfig
     history: list[dict[str, Any]]
@@ -245,197 +486,63 @@ class TrainResult:
     model: nn.Module = field(repr=False)
 
 
-def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    fused = config.fused and device.type == "cuda"
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
-                               fused=fused)
-    raise ValueError(f"unknown optimizer {config.optimizer!r}; choose adamw or sgd")
-
-
-def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
-    if config.scheduler == "onecycle":
-        total = config.epochs * steps_per_epoch(config)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
-    if config.scheduler == "plateau":
-        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
-    raise ValueError(f"unknown scheduler {config.scheduler!r}; choose onecycle or plateau")
-
-
-def _stop_if_non_finite(bad_step: Tensor, last: Path) -> None:
-    if bad_step.item() >= 0:
-        where = f"the last good checkpoint is {last}" if last.exists() else "no checkpoint was written yet"
-        raise NonFiniteLoss(f"the loss became NaN or infinite at step {bad_step.item() + 1}; "
-                            f"training stopped; {where}")
-
-
-def _plain(config: TrainConfig) -> dict[str, Any]:
-    return json.loads(json.dumps(asdict(config)))
-
-
-def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print) -> TrainResult:
-    """Train DSResNet as ``config`` says, writing checkpoints and history to ``config.out_dir``.
-
-    With ``resume``, continue from ``out_dir/last.pt`` exactly where it stopped. Returns the
-    history, the best model and its metrics on the test split.
-    """
+def join_processes(config: TrainConfig) -> tuple[Ranks, torch.device]:
+    """This process's ranks and device; under torchrun, also joins the process group."""
     ranks, device = Ranks.from_env(), pick_device(config.device)
     if ranks.world > 1 and not dist.is_initialized():
         if device.type == "cuda":
             device = torch.device("cuda", ranks.local_rank)
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    out = Path(config.out_dir)
-    last, best = out / "last.pt", out / "best.pt"
-    dtype = amp_dtype(config, device)
-
-    torch.manual_seed(config.seed)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = DSResNet().to(device, memory_format=layout)
-    optimizer = build_optimizer(config, model, device)
-    scheduler = build_scheduler(config, optimizer)
-    scaler = torch.amp.GradScaler(device.type, enabled=dtype == torch.float16)
-    augment_rng = torch.Generator(device=device).manual_seed(config.seed + 1)
-    jpeg_rng = torch.Generator().manual_seed(config.seed + 2)  # JPEG coding runs on the CPU
-    loss_fn = build_loss(config.loss)
-    history: list[dict[str, Any]] = []
-    first_epoch, step, best_loss = 0, 0, math.inf
-
-    if resume and last.exists():
-        state = load_checkpoint(last, map_location=device)
-        if state["config"] != _plain(config):
-            raise ValueError(f"{last} was written with another config; resume with the same settings")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        scaler.load_state_dict(state["scaler"])
-        augment_rng.set_state(state["augment_rng"].cpu())
-        jpeg_rng.set_state(state["jpeg_rng"].cpu())
-        first_epoch, step, best_loss, history = state["epoch"] + 1, state["step"], state["best_loss"], state["history"]
-        log(f"resumed from {last} after epoch {first_epoch} of {config.epochs}")
-
-    net = nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model
-    net = torch.compile(net) if config.compile else net
-    bad_step = torch.full((), -1, dtype=torch.long, device=device)
-    steps = steps_per_epoch(config)
-
-    for epoch in range(first_epoch, config.epochs):
-        size = config.size_at(epoch)
-        net.train()
-        loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-        started = time.perf_counter()
-        bar = progress(train_batches(config, epoch, device, ranks), total=steps, leave=False,
-                       desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", disable=not ranks.main)
-        for batch in bar:
-            if config.augment:
-                batch = photometric(batch, generator=augment_rng)
-            if config.jpeg:
-                batch = jpeg_round_trip(batch, generator=jpeg_rng)
-            loss = loss_fn(predict_batch(net, batch, config, dtype), batch).total
-            bad_step = torch.where((bad_step < 0) & ~torch.isfinite(loss), step, bad_step)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(loss).backward()
-            scaler.step(optimizer)
-            scaler.update()
-            if config.scheduler == "onecycle":
-                scheduler.step()
-            loss_sum += loss.detach()
-            step += 1
-            if step % config.log_every == 0:
-                _stop_if_non_finite(bad_step, last)
-                bar.set_postfix(loss=f"{loss.item():.4f}")
-        _stop_if_non_finite(bad_step, last)
-        seconds = time.perf_counter() - started
-        val = evaluate(net, eval_batches(config, "val", size, device, ranks), loss_fn, config, dtype, ranks)
-        if config.scheduler == "plateau":
-            scheduler.step(val["loss"])
-        history.append({"epoch": epoch + 1, "step": step, "size": size, "lr": optimizer.param_groups[0]["lr"],
-                        "train_loss": loss_sum.item() / steps, "seconds": seconds,
-                        "images_per_s": steps * config.batch_size / seconds,
-                        **{f"val_{k}": v for k, v in val.items()}})
-        log(f"epoch {epoch + 1}/{config.epochs} @{size}px: train loss {history[-1]['train_loss']:.4f}, "
-            f"val loss {val['loss']:.4f}, mask IoU {val['mask_iou']:.3f}, depth RMSE {val['depth_rmse']:.4f}, "
-            f"{history[-1]['images_per_s']:.0f} images/s")
-        improved = val["loss"] < best_loss
-        best_loss = min(best_loss, val["loss"])
-        if ranks.main:
-            state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                     "scheduler": scheduler.state_dict(), "scaler": scaler.state_dict(),
-                     "augment_rng": augment_rng.get_state(), "jpeg_rng": jpeg_rng.get_state(),
-                     "epoch": epoch, "step": step,
-                     "best_loss": best_loss, "history": history, "config": _plain(config),
-                     "dsnet_version": _version()}
-            save_checkpoint(state, last)
-            if improved:
-                save_checkpoint(state, best)
-            (out / "history.json").write_text(json.dumps(history, indent=1))
-            if config.predictions_every and (epoch + 1) % config.predictions_every == 0:
-                _save_prediction_grid(model, config, size, device, dtype, out / f"predictions_epoch{epoch + 1}.png")
-
-    if ranks.world > 1:
-        dist.barrier()
-    model.load_state_dict(load_checkpoint(best, map_location=device)["model"])
-    test = evaluate(model, eval_batches(config, "test", config.stages[-1][0], device, ranks), loss_fn, config,
-                    dtype, ranks)
-    if ranks.main:
-        (out / "test.json").write_text(json.dumps(test, indent=1))
-    return TrainResult(config, history, test, best, model)
+    return ranks, device
 
 
-def _version() -> str:
-    from dsnet import __version__
-
-    return __version__
-
-
-def plot_history(history: list[dict[str, Any]], label: str = "", axes=None):
-    """Loss, mask IoU and depth RMSE per epoch; draws into ``axes`` (three Axes) if given."""
-    import matplotlib.pyplot as plt
-
-    if axes is None:
-        _, axes = plt.subplots(1, 3, figsize=(12, 3.2))
-    epochs = [h["epoch"] for h in history]
-    axes[0].plot(epochs, [h["train_loss"] for h in history], "o--", label=f"{label} train".strip())
-    axes[0].plot(epochs, [h["val_loss"] for h in history], "o-", label=f"{label} val".strip())
-    axes[1].plot(epochs, [h["val_mask_iou"] for h in history], "o-", label=f"{label} IoU".strip())
-    axes[1].plot(epochs, [h["val_mask_soft_iou"] for h in history], "x:", label=f"{label} soft IoU".strip())
-    axes[2].plot(epochs, [h["val_depth_rmse"] for h in history], "o-", label=label or "val")
-    for ax, title in zip(axes, ("loss", "mask IoU (validation)", "depth RMSE (validation)")):
-        ax.set_title(title)
-        ax.set_xlabel("epoch")
-        ax.legend(fontsize=8)
-    return axes
+def start_run(config: TrainConfig, resume: bool = False, overwrite: bool = False,
+              log: Callable[[str], None] = print) -> Run:
+    """Check the folder, build the run, and restore it from ``last.pt`` when resuming."""
+    can_resume = prepare_out_dir(config, resume, overwrite)
+    run = build_run(config, *join_processes(config))
+    if can_resume:
+        restore_run(run, run.out / "last.pt")
+        log(f"resumed from {run.out / 'last.pt'} after epoch {run.epoch} of {config.epochs}")
+    elif resume:
+        log(f"nothing to resume in {run.out} (no last.pt): starting from scratch")
+    log(f"training {config.epochs - run.epoch} epoch(s) on {run.device} in {precision_name(run.dtype)}")
+    return run
 
 
-def plot_predictions(batch: dict[str, Tensor], prediction, count: int = 4):
-    """BG-FG, true and predicted mask, true and predicted depth for ``count`` samples."""
-    import matplotlib.pyplot as plt
+def finish_run(run: Run, log: Callable[[str], None] = print) -> TrainResult:
+    """Train ``run``'s remaining epochs, saving after each, then evaluate on the test split."""
+    config = run.config
+    while run.epoch < config.epochs:
+        record = train_epoch(run)
+        log(epoch_line(run, record))
+        save_run(run, record["val_loss"])
+        if config.predictions_every and run.epoch % config.predictions_every == 0 and run.ranks.main:
+            save_prediction_grid(run, record["size"], run.out / f"predictions_epoch{run.epoch}.png")
+    test = final_test(run)
+    return TrainResult(config, run.history, test, run.out / "best.pt", run.model)
 
-    count = min(count, len(batch["bg"]))
-    mask, depth = (torch.sigmoid(p.float()).detach().cpu() for p in (prediction.mask, prediction.depth))
-    columns = [("BG-FG", batch["bg_fg"].cpu().permute(0, 2, 3, 1), None),
-               ("mask", batch["mask"].cpu()[:, 0], "gray"), ("predicted mask", mask[:, 0], "gray"),
-               ("depth", batch["depth"].cpu()[:, 0], "magma"), ("predicted depth", depth[:, 0], "magma")]
-    fig, axes = plt.subplots(count, len(columns), figsize=(2.2 * len(columns), 2.2 * count), squeeze=False)
-    for row in range(count):
-        for ax, (title, images, cmap) in zip(axes[row], columns):
-            ax.imshow(images[row].clamp(0, 1), cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            if row == 0:
-                ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    return fig
+
+def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] = print,
+          overwrite: bool = False) -> TrainResult:
+    """Train DSResNet as ``config`` says, writing checkpoints and history to ``config.out_dir``.
+
+    With ``resume``, continue from ``out_dir/last.pt`` exactly where it stopped; ``overwrite``
+    replaces a run already in ``out_dir`` (without either, such a folder is refused). Returns the
+    history, the best model and its metrics on the test split."""
+    return finish_run(start_run(config, resume, overwrite, log), log)
 
 
 @torch.no_grad()
-def _save_prediction_grid(model, config: TrainConfig, size: int, device, dtype, path: Path) -> None:
+def save_prediction_grid(run: Run, size: int, path: Path) -> None:
+    """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
     import matplotlib.pyplot as plt
 
-    batch = next(eval_batches(config, "val", size, device, Ranks.from_env()))
-    model.eval()
-    fig = plot_predictions(batch, predict_batch(model, batch, config, dtype))
-    fig.savefig(path, dpi=80)
+    from dsnet.plots import plot_predictions
+
+    batch = next(eval_batches(run.config, "val", size, run.device, run.ranks))
+    run.model.eval()
+    fig = plot_predictions(batch, predict_batch(run.model, batch, run.config, run.dtype))
+    atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)

@@ -13,33 +13,6 @@ import typing
 
 from dsnet.commands import UsageError
 
-HELP = {
-    "stages": "progressive resizing as SIZE:EPOCHS pairs, e.g. 96:3,160:3,224:2",
-    "data": "'synthetic' (scenes rendered on the training device) or a folder in the MODEST layout",
-    "train_samples": "synthetic data: fresh scenes per epoch",
-    "val_samples": "synthetic data: validation scenes",
-    "test_samples": "synthetic data: test scenes",
-    "optimizer": "adamw, or sgd (momentum 0.9)",
-    "lr": "peak learning rate",
-    "scheduler": "onecycle (per step) or plateau (per epoch, on the validation loss)",
-    "loss": "loss spec, e.g. 'seed' or '2*rmse:depth + bce:mask + 2*dice:mask'",
-    "augment": "photometric augmentation, identical for BG and BG-FG",
-    "jpeg": "JPEG round trip of every image at a random quality in 60-95, as in real photo datasets",
-    "device": "auto (CUDA when available), cpu, cuda, cuda:1, ...",
-    "amp": "mixed precision on CUDA (bf16, else fp16 with a grad scaler)",
-    "channels_last": "channels-last memory layout for model and batches",
-    "compile": "torch.compile the model",
-    "fused": "fused optimizer kernels on CUDA",
-    "workers": "DataLoader worker processes for MODEST folders",
-    "predictions_every": "save a validation prediction grid every N epochs (0: never)",
-    "out_dir": "folder for checkpoints (last.pt, best.pt), history.json and test.json",
-    "log_every": "steps between progress updates and non-finite checks",
-    "seed": "seed of data order, augmentation and initialization",
-    "batch_size": "images per optimizer step (over all processes)",
-    "weight_decay": "weight decay of the optimizer",
-}
-
-
 def parse_stages(text: str) -> tuple[tuple[int, int], ...]:
     try:
         stages = tuple((int(size), int(epochs)) for size, epochs in (pair.split(":") for pair in text.split(",")))
@@ -58,36 +31,40 @@ def register(subparsers) -> None:
     parser.add_argument("--profile", choices=sorted(PROFILES),
                         help="named settings: quick (CPU, minutes), medium (CPU, about half an hour), full (GPU); "
                              "default: $DSNET_PROFILE, else full with CUDA and quick without")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT_DIR/last.pt (says so, and starts from scratch, when there is none)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the run already in OUT_DIR; without this or --resume such a folder is refused")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     hints = typing.get_type_hints(TrainConfig)
     for field in dataclasses.fields(TrainConfig):
         if field.name == "profile":
             continue
-        flag, kind = "--" + field.name.replace("_", "-"), hints[field.name]
+        flag, kind, text = "--" + field.name.replace("_", "-"), hints[field.name], field.metadata["help"]
         if field.name == "stages":
-            parser.add_argument(flag, type=parse_stages, default=None, help=HELP[field.name])
+            parser.add_argument(flag, type=parse_stages, default=None, help=text)
         elif kind is bool:
-            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=HELP[field.name])
+            parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
-            parser.add_argument(flag, type=kind, default=None, help=HELP[field.name])
+            parser.add_argument(flag, type=kind, default=None, help=text)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsnet.train import NonFiniteLoss, TrainConfig, make_config, train
+    from dsnet.train import NonFiniteLoss, TrainConfig, finish_run, make_config, start_run
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if f.name != "profile" and getattr(args, f.name) is not None}
     try:
         config = make_config(args.profile, **overrides)
-    except ValueError as error:
+        if args.print_config:
+            print(json.dumps(config.to_dict(), indent=1))
+            return 0
+        run = start_run(config, resume=args.resume, overwrite=args.overwrite)  # every check before any work
+    except ValueError as error:  # dsnet.io.CheckpointError included: a cut, foreign or unsafe last.pt
         raise UsageError(str(error)) from None
-    if args.print_config:
-        print(json.dumps(dataclasses.asdict(config), indent=1))
-        return 0
     try:
-        result = train(config, resume=args.resume)
+        result = finish_run(run)
     except NonFiniteLoss as error:
         raise UsageError(str(error)) from None
     print(json.dumps({"best_checkpoint": str(result.best_checkpoint),
