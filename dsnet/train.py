@@ -53,10 +53,14 @@ class TrainConfig:
     val_samples: int = option(256, "synthetic data: validation scenes")
     test_samples: int = option(512, "synthetic data: test scenes")
     batch_size: int = option(16, "images per optimizer step (over all processes)")
+    accumulate: int = option(1, "micro-batches per optimizer step (gradient accumulation): batch_size/accumulate "
+                                "images go through the model at once, for batches that do not fit in memory")
     optimizer: str = option("adamw", "adamw, or sgd (momentum 0.9, as the seed)")
     lr: float = option(2e-3, "peak learning rate")
     weight_decay: float = option(1e-4, "weight decay of the optimizer")
-    scheduler: str = option("onecycle", "onecycle (per step) or plateau (per epoch, on the validation loss)")
+    scheduler: str = option("onecycle", "onecycle (per step), plateau (per epoch, on the validation loss) or "
+                                        "step (learning rate divided by 10 every step_every epochs)")
+    step_every: int = option(3, "scheduler step: epochs between two divisions of the learning rate by 10")
     loss: str = option("seed", "loss spec, e.g. 'seed' or '2*rmse:depth + bce:mask + 2*dice:mask'")
     augment: bool = option(False, "photometric augmentation, identical for BG and BG-FG")
     jpeg: bool = option(False, "JPEG round trip of every image at a random quality in 60-95, as in real photos")
@@ -105,8 +109,12 @@ PROFILES: dict[str, dict[str, Any]] = {
                    augment=True, jpeg=True, out_dir="runs/medium"),
     "full": dict(stages=((96, 4), (160, 4), (224, 4)), train_samples=24_576, val_samples=1024,
                  test_samples=2048, batch_size=64, lr=3e-3, augment=True, compile=True, out_dir="runs/full"),
+    # the seed project's best run, as ../shared/spec records it; epochs as long as its training split
+    "seed": dict(stages=((96, 3), (160, 3)), train_samples=280_000, val_samples=1024, test_samples=2048,
+                 batch_size=256, optimizer="sgd", lr=0.1, weight_decay=0.0, scheduler="step", step_every=3,
+                 augment=False, jpeg=False, out_dir="runs/seed"),
 }
-OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau")
+OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau", "step")
 
 
 def default_profile() -> str:
@@ -129,8 +137,8 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
 def config_problem(config: TrainConfig) -> str | None:
     """The first thing wrong with ``config``, as a sentence; None if it can train."""
     sizes = [size_problem("size", size) for size, _ in config.stages]
-    counts = {"batch_size": 1, "val_samples": 1, "test_samples": 1, "log_every": 1, "workers": 0,
-              "predictions_every": 0}
+    counts = {"batch_size": 1, "accumulate": 1, "step_every": 1, "val_samples": 1, "test_samples": 1,
+              "log_every": 1, "workers": 0, "predictions_every": 0}
     low = next((f"{name} must be at least {least}, got {getattr(config, name)}" for name, least in counts.items()
                 if getattr(config, name) < least), None)
     steps = config.train_samples // config.batch_size * config.epochs if config.batch_size > 0 else 0
@@ -139,7 +147,10 @@ def config_problem(config: TrainConfig) -> str | None:
         (not config.stages or config.epochs < 1, "stages need at least one epoch"),
         (low is not None, low),
         (config.optimizer not in OPTIMIZERS, f"unknown optimizer {config.optimizer!r}; choose adamw or sgd"),
-        (config.scheduler not in SCHEDULERS, f"unknown scheduler {config.scheduler!r}; choose onecycle or plateau"),
+        (config.scheduler not in SCHEDULERS,
+         f"unknown scheduler {config.scheduler!r}; choose onecycle, plateau or step"),
+        (config.batch_size % config.accumulate != 0,
+         f"batch_size {config.batch_size} does not split into accumulate={config.accumulate} equal micro-batches"),
         (not math.isfinite(config.lr) or config.lr <= 0,
          f"lr must be a positive number, got {config.lr} (at 0 nothing is learnt)"),
         (not math.isfinite(config.weight_decay) or config.weight_decay < 0,
@@ -316,6 +327,8 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     if config.scheduler == "onecycle":
         total = config.epochs * steps_per_epoch(config)
         return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
+    if config.scheduler == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.1)
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
 
 
@@ -337,16 +350,21 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
 
 
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
-    """One optimizer step on ``batch``; returns the (detached) loss."""
+    """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
+    (detached) mean loss."""
     config = run.config
     if config.augment:
         batch = photometric(batch, generator=run.augment_rng)
     if config.jpeg:
         batch = jpeg_round_trip(batch, generator=run.jpeg_rng)
-    loss = run.loss_fn(predict_batch(run.net, batch, config, run.dtype), batch).total
-    run.bad_step = torch.where((run.bad_step < 0) & ~torch.isfinite(loss), run.step, run.bad_step)
     run.optimizer.zero_grad(set_to_none=True)
-    run.scaler.scale(loss).backward()
+    parts = [{k: v.chunk(config.accumulate)[i] for k, v in batch.items()} for i in range(config.accumulate)]
+    loss = torch.zeros((), device=run.device)
+    for part in parts:
+        part_loss = run.loss_fn(predict_batch(run.net, part, config, run.dtype), part).total / len(parts)
+        run.scaler.scale(part_loss).backward()
+        loss = loss + part_loss.detach()
+    run.bad_step = torch.where((run.bad_step < 0) & ~torch.isfinite(loss), run.step, run.bad_step)
     run.scaler.step(run.optimizer)
     run.scaler.update()
     if config.scheduler == "onecycle":
@@ -385,6 +403,8 @@ def train_epoch(run: Run) -> dict[str, Any]:
                    run.dtype, run.ranks)
     if config.scheduler == "plateau":
         run.scheduler.step(val["loss"])
+    elif config.scheduler == "step":
+        run.scheduler.step()
     record = {"epoch": epoch + 1, "step": run.step, "size": size, "lr": run.optimizer.param_groups[0]["lr"],
               "train_loss": loss_sum.item() / steps, "seconds": seconds,
               "images_per_s": steps * config.batch_size / seconds, "precision": precision_name(run.dtype),

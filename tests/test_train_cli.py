@@ -34,7 +34,7 @@ def one_line_error(capsys, *argv: str) -> str:
     (["--loss", ""], "loss '': "),
     (["--loss", "3*psnr:depth"], "loss '3*psnr:depth': "),
     (["--optimizer", "adam"], "unknown optimizer 'adam'; choose adamw or sgd"),
-    (["--scheduler", "cosine"], "unknown scheduler 'cosine'; choose onecycle or plateau"),
+    (["--scheduler", "cosine"], "unknown scheduler 'cosine'; choose onecycle, plateau or step"),
     (["--lr", "-1"], "lr must be a positive number, got -1.0"),
     (["--lr", "nan"], "lr must be a positive number, got nan"),
     (["--lr", "0"], "at 0 nothing is learnt"),
@@ -140,3 +140,35 @@ def test_the_help_of_every_option_is_the_fields_own(capsys):
     for field in training.fields(TrainConfig):
         if field.name != "profile":
             assert " ".join(field.metadata["help"].split()) in text, field.name
+
+
+def test_the_seed_profile_is_the_seed_recipe():
+    config = make_config("seed")
+    assert config.stages == ((96, 3), (160, 3)) and config.batch_size == 256
+    assert (config.optimizer, config.lr, config.scheduler, config.step_every) == ("sgd", 0.1, "step", 3)
+    assert not config.augment and not config.jpeg and config.train_samples == 280_000
+    run = training.build_run(make_config("seed", device="cpu", train_samples=512, val_samples=8, test_samples=8))
+    rates = []
+    for _ in range(config.epochs):
+        rates.append(run.optimizer.param_groups[0]["lr"])
+        run.scheduler.step()                      # once per epoch, as train_epoch does for "step"
+    assert rates == pytest.approx([0.1] * 3 + [0.01] * 3)
+    assert run.optimizer.param_groups[0]["momentum"] == 0.9
+
+
+def test_gradient_accumulation_splits_the_batch_into_micro_batches(monkeypatch):
+    seen = []
+    config = make_config("quick", device="cpu", accumulate=4, batch_size=16, channels_last=False)
+    run = training.build_run(config)
+    real = run.loss_fn
+
+    def spy(prediction, batch):
+        seen.append(len(batch["bg"]))
+        return real(prediction, batch)
+
+    run.loss_fn = spy
+    batch = training.SyntheticMuseum(64, length=16, seed=0).batch(range(16))
+    loss = training.train_step(run, batch)
+    assert seen == [4, 4, 4, 4] and run.step == 1 and torch.isfinite(loss)
+    with pytest.raises(ValueError, match="batch_size 16 does not split into accumulate=3"):
+        make_config("quick", accumulate=3)
