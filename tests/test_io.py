@@ -93,16 +93,21 @@ def test_the_hash_is_computed_once_per_file_version(package, monkeypatch):
     assert len(calls) == 2
 
 
-def test_a_checkpoint_with_a_nan_weight_is_refused(tmp_path):
+def test_checkpoints_with_nan_or_inf_weights_are_refused(tmp_path):
     state = load_pretrained().state_dict()
-    name = next(k for k, v in state.items() if v.is_floating_point())
-    state[name] = state[name].clone()
-    state[name].view(-1)[0] = float("nan")
-    path = save_checkpoint({"model": state, "epoch": 3}, tmp_path / "nan.pt")
-    for load in (load_checkpoint, load_model):
-        with pytest.raises(CheckpointError) as error:
-            load(path)
-        assert one_line(error) == f"{path} is damaged: {name} holds inf or NaN values; replace it with an intact copy"
+    first, second = [k for k, v in state.items() if v.is_floating_point()][:2]
+    for bad, names, verb in (({first: float("nan")}, first, "holds"),
+                             ({first: float("nan"), second: float("-inf")}, f"{first}, {second}", "hold")):
+        damaged = dict(state)
+        for name, value in bad.items():
+            damaged[name] = state[name].clone()
+            damaged[name].view(-1)[-1] = value
+        path = save_checkpoint({"model": damaged, "epoch": 3}, tmp_path / f"bad{len(bad)}.pt")
+        for load in (load_checkpoint, load_model):     # load_checkpoint is what train --resume uses
+            with pytest.raises(CheckpointError) as error:
+                load(path)
+            assert one_line(error) == (f"{path} is damaged: {names} {verb} inf or NaN values; "
+                                       "replace it with an intact copy")
 
 
 def test_load_model_takes_a_run_folder_and_says_when_it_has_no_best_checkpoint(tmp_path):
@@ -163,6 +168,12 @@ def test_files_resume_cannot_use_give_one_line_each(tmp_path):
     message = one_line(error)
     assert message.startswith(f"{truncated} is not a readable dsnet checkpoint (") and message.endswith(")")
     assert len(message) < len(str(truncated)) + 260
+    garbage = tmp_path / "garbage.pt"
+    garbage.write_bytes(b"garbage")                       # not a payload: no claim that it needs code
+    with pytest.raises(CheckpointError) as error:
+        load_checkpoint(garbage)
+    message = one_line(error)
+    assert message.startswith(f"{garbage} is not a readable dsnet checkpoint (") and "code" not in message
 
     foreign = tmp_path / "foreign.pt"
     torch.save({"state_dict": {"w": torch.zeros(3)}}, foreign)

@@ -1,14 +1,18 @@
 """The weights shipped inside the package: complete, and as good as their manifest says."""
+import importlib.util
 import json
+from pathlib import Path
 
 import pytest
 import torch
 
-from dsnet.io import file_sha256, load_pretrained, pretrained_files, pretrained_manifest
+import dsnet.io
+from dsnet.io import file_sha256, load_pretrained, pretrained_files, pretrained_manifest, save_checkpoint
 from dsnet.losses import build_loss
-from dsnet.train import Ranks, eval_batches, evaluate, make_config
+from dsnet.train import Ranks, TrainConfig, eval_batches, evaluate
 
 files = pretrained_files()
+TOOLS = Path(__file__).resolve().parent.parent / "tools"
 
 
 def test_the_manifest_says_how_the_weights_were_made():
@@ -24,10 +28,30 @@ def test_the_manifest_says_how_the_weights_were_made():
 
 def test_the_shipped_weights_reproduce_the_manifests_test_metrics():
     manifest = pretrained_manifest()
-    config = make_config(**{k: tuple(map(tuple, v)) if k == "stages" else v
-                            for k, v in manifest["config"].items()} | {"device": "cpu"})
+    config = TrainConfig.from_dict({**manifest["config"], "device": "cpu"})
     model = load_pretrained("cpu")
     batches = eval_batches(config, "test", manifest["image_size"], torch.device("cpu"), Ranks())
     test = evaluate(model, batches, build_loss(config.loss), config)
     for name in ("mask_iou", "mask_soft_iou", "depth_rmse"):
         assert test[name] == pytest.approx(manifest["test"][name], abs=2e-3), name
+
+
+def test_shipping_writes_the_hash_that_load_pretrained_checks(tmp_path, monkeypatch):
+    spec = importlib.util.spec_from_file_location("ship_pretrained", TOOLS / "ship_pretrained.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    manifest = pretrained_manifest()
+    config = manifest["config"] | {"stages": [[64, 1]], "test_samples": 4, "device": "cpu"}
+    run = tmp_path / "run"
+    save_checkpoint({"model": load_pretrained().state_dict(), "config": config, "dsnet_version": "0.0.test",
+                     "history": [{"size": 64, "seconds": 1.0}]}, run / "best.pt")
+    package = {name: tmp_path / "package" / path.name for name, path in files.items()}
+    monkeypatch.setattr(ship, "pretrained_files", lambda: package)
+    monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: package)
+    assert ship.main([str(run), "--command", "test", "--machine", "test"]) == 0
+    shipped = json.loads(package["manifest"].read_text())
+    assert shipped["weights_sha256"] == file_sha256(package["weights"])
+    assert load_pretrained().train_size == 64                      # the hash matches: it loads
+    package["weights"].write_bytes(package["weights"].read_bytes()[:-2] + b"\x00\x00")
+    with pytest.raises(dsnet.io.CheckpointError, match="SHA-256 differs .*; reinstall dsnet"):
+        load_pretrained()

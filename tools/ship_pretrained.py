@@ -18,11 +18,12 @@ from pathlib import Path
 
 import torch
 
+from dsnet.device import amp_dtype, pick_device
 from dsnet.files import atomic_write_text
 from dsnet.io import file_sha256, load_checkpoint, load_state_into, pretrained_files, save_weights
 from dsnet.losses import build_loss
 from dsnet.model import DSResNet
-from dsnet.train import Ranks, amp_dtype, eval_batches, evaluate, make_config, pick_device
+from dsnet.train import Ranks, TrainConfig, eval_batches, evaluate
 
 
 def better(new: dict, old: dict) -> bool:
@@ -42,13 +43,13 @@ def main(argv: list[str] | None = None) -> int:
 
     state = load_checkpoint(args.run / "best.pt")
     history = state["history"]  # up to the best epoch: what the shipped weights saw
-    config = make_config(**{k: tuple(map(tuple, v)) if k == "stages" else v for k, v in state["config"].items()})
+    config = TrainConfig.from_dict(state["config"])
     size = history[-1]["size"]
     model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
     model.half().float()  # evaluate exactly what is shipped: the fp16 weights
     device = pick_device("auto")
     test = evaluate(model.to(device), eval_batches(config, "test", size, device, Ranks()), build_loss(config.loss),
-                    config, amp_dtype(config, device))
+                    config, amp_dtype(device, config.amp))
     files = pretrained_files()
     if files["manifest"].exists() and not args.force:
         old = json.loads(files["manifest"].read_text())["test"]
@@ -65,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
         "image_size": size,
         "stages": config["stages"],
         "epochs": len(history),
+        "precision": history[-1].get("precision", "float32"),  # what training computed in (histories before 0.1 lack it)
         "config": config,
         "test": test,
         "test_split": f"{config['test_samples']} held-out synthetic scenes at {size}px",
