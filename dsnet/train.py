@@ -113,6 +113,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     "seed": dict(stages=((96, 3), (160, 3)), train_samples=280_000, val_samples=1024, test_samples=2048,
                  batch_size=256, optimizer="sgd", lr=0.1, weight_decay=0.0, scheduler="step", step_every=3,
                  augment=False, jpeg=False, out_dir="runs/seed"),
+    # a one-epoch check that the whole pipeline runs (used by the Colab test), not a model
+    "smoke": dict(stages=((64, 1),), train_samples=128, val_samples=16, test_samples=16, batch_size=16,
+                  out_dir="runs/smoke"),
 }
 OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau", "step")
 
@@ -566,3 +569,13 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     fig = plot_predictions(batch, predict_batch(run.model, batch, run.config, run.dtype))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
+
+
+DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
+
+
+def find_runs(roots: tuple[Path, ...] = (Path("."), DRIVE_RUNS)) -> list[Path]:
+    """Run folders with a ``history.json`` under ``roots``, most thorough profile first."""
+    order = ["full", "seed", "medium", "quick", "smoke"]
+    found = [run.parent for root in roots for run in Path(root).glob("runs/*/history.json")]
+    return sorted(found, key=lambda run: (order.index(run.name) if run.name in order else len(order), str(run)))

@@ -172,3 +172,14 @@ def test_gradient_accumulation_splits_the_batch_into_micro_batches(monkeypatch):
     assert seen == [4, 4, 4, 4] and run.step == 1 and torch.isfinite(loss)
     with pytest.raises(ValueError, match="batch_size 16 does not split into accumulate=3"):
         make_config("quick", accumulate=3)
+
+
+def test_find_runs_sees_the_readers_runs_here_and_on_drive_best_profile_first(tmp_path):
+    here, drive = tmp_path / "here", tmp_path / "drive"
+    for root, name in ((here, "quick"), (here, "smoke"), (drive, "full"), (here, "mine")):
+        (root / "runs" / name).mkdir(parents=True)
+        (root / "runs" / name / "history.json").write_text("[]")
+    (here / "runs" / "empty").mkdir()  # no history: not a run
+    found = training.find_runs((here, drive))
+    assert found == [drive / "runs" / "full", here / "runs" / "quick", here / "runs" / "smoke", here / "runs" / "mine"]
+    assert training.find_runs((tmp_path / "nowhere",)) == []

@@ -1,0 +1,26 @@
+"""Small helpers the chapters share when they run as a book. Hand-written infrastructure: it
+imports no chapter module.
+
+:func:`glue` puts a value computed by a cell into the chapter's prose (myst-nb's ``{glue:text}``
+role) when the book is built; in Colab or plain Jupyter, where myst-nb is usually not installed, it
+does nothing and the cell's own printed output carries the value.
+"""
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+
+def glue(name: str, value: Any) -> Any:
+    """Make ``value`` available to the prose as ``{glue:text}`name```; returns ``value``."""
+    try:
+        from myst_nb import glue as myst_glue
+    except ImportError:
+        return value
+    myst_glue(name, value, display=False)
+    return value
+
+
+def in_colab() -> bool:
+    """Whether this code runs in a Google Colab kernel."""
+    return "google.colab" in sys.modules
