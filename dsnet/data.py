@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dsnet.scene import SPLITS, museum_batch
+from dsnet.scene import MAX_SIZE, SPLITS, museum_batch
 
 KEYS = ("bg", "bg_fg", "mask", "depth")
 IMAGES = ("bg", "bg_fg")
@@ -36,8 +36,8 @@ class SyntheticMuseum(Dataset):
                  fg_per_bg: int = 1, device: torch.device | str = "cpu") -> None:
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
-        if size < 8 or length < 0 or fg_per_bg < 1:
-            raise ValueError("need size >= 8, length >= 0 and fg_per_bg >= 1")
+        if not 8 <= size <= MAX_SIZE or length < 0 or fg_per_bg < 1:
+            raise ValueError(f"need a size from 8 to {MAX_SIZE}, length >= 0 and fg_per_bg >= 1")
         self.size, self.length, self.seed, self.split = size, length, seed, split
         self.fg_per_bg, self.device = fg_per_bg, torch.device(device)
 
@@ -104,6 +104,14 @@ def normalize(batch: dict[str, Tensor], stats: dict[str, tuple] = MODEST_STATS,
     return out
 
 
+def model_inputs(batch: dict[str, Tensor], channels_last: bool) -> tuple[Tensor, Tensor]:
+    """The model's inputs from a batch: BG and BG-FG normalized by ``MODEST_STATS``,
+    ``(B, 3, H, W)`` each, in channels-last memory layout if ``channels_last``, else contiguous."""
+    batch = normalize(batch)
+    layout = torch.channels_last if channels_last else torch.contiguous_format
+    return batch["bg"].contiguous(memory_format=layout), batch["bg_fg"].contiguous(memory_format=layout)
+
+
 def _factors(n: int, spread: float, generator: torch.Generator | None) -> Tensor:
     return 1 + spread * (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
 
@@ -154,3 +162,11 @@ def jpeg_round_trip(batch: dict[str, Tensor], quality: tuple[int, int] = (60, 95
             decoded.append(np.asarray(Image.open(buffer).convert("RGB")))
         out[k] = torch.from_numpy(np.stack(decoded)).permute(0, 3, 1, 2).to(x.device, x.dtype) / 255
     return out
+
+
+if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.data`, not in a notebook
+    import sys
+
+    print("python -m dsnet.data: a library module, not a command; "
+          "run `dsnet data generate --out DIR --count N`", file=sys.stderr)
+    sys.exit(2)

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dsnet.train import model_inputs
+from dsnet.data import model_inputs
 
 
 @dataclass

@@ -13,12 +13,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from dsnet.files import atomic_write, atomic_write_text
+
 FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
 MARKER = ".dsnet-museum.json"
 
 
 class ModestError(ValueError):
-    """A MODEST folder that cannot be read as asked; the message names the file."""
+    """A MODEST folder that cannot be read or written as asked; the message names the file."""
 
 
 def sample_names(index: int, fg_per_bg: int, width: int = 3) -> tuple[str, str, str, str]:
@@ -40,18 +42,7 @@ def _save_jpeg(path: Path, pixels: np.ndarray, quality: int) -> None:
     """Write to a hidden temporary name, then rename: a file is either whole or absent."""
     from PIL import Image
 
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        Image.fromarray(pixels).save(tmp, format="JPEG", quality=quality)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    atomic_write(path, lambda tmp: Image.fromarray(pixels).save(tmp, format="JPEG", quality=quality))
 
 
 def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
@@ -63,66 +54,109 @@ def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
     return x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
 
 
+def _read_marker(marker: Path) -> dict:
+    """The settings recorded by the run that wrote ``marker``'s folder."""
+    try:
+        settings = json.loads(marker.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        settings = None
+    if not isinstance(settings, dict):
+        raise ModestError(f"{marker} is damaged, so the settings this folder was written with are "
+                          "unknown; use a new folder (or delete this one)")
+    return settings
+
+
+def _check_folder(root: Path, settings: dict) -> None:
+    """Refuse, before anything is written, a folder this run cannot or must not write to."""
+    existing = root
+    while not existing.exists():                 # ends at "/" or "."
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ModestError(f"cannot write to {root}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ModestError(f"cannot write to {root}: {existing} is not writable")
+    marker = root / MARKER
+    if marker.exists():
+        old = _read_marker(marker)
+        if old != settings:
+            changed = ", ".join(f"{k}={old.get(k)!r}" for k in settings if old.get(k) != settings[k])
+            raise ModestError(f"{root} was written with other settings ({changed}); use a new folder")
+    elif root.exists() and any(root.iterdir()):
+        raise ModestError(f"{root} is not empty and was not written by dsnet; use a new or empty folder")
+
+
+def _prepare(root: Path, settings: dict) -> None:
+    """Create the folder and its marker, then the four image folders."""
+    try:
+        atomic_write_text(root / MARKER, json.dumps(settings, indent=1) + "\n")
+        for folder in FOLDERS:
+            (root / folder).mkdir(exist_ok=True)
+    except OSError as error:
+        raise ModestError(f"cannot write to {root}: {error.strerror or error}") from None
+
+
+def _render_missing(root: Path, settings: dict, todo: list[int], paths: list[list[Path]], batch_size: int,
+                    device: torch.device | str, progress: bool) -> dict[int, tuple[int, int, int, int]]:
+    """Render and save the samples ``todo``; returns their foreground boxes. The folders and
+    the marker are made once the first batch has rendered."""
+    from dsnet.scene import museum_batch
+    from tqdm.auto import tqdm
+
+    s, boxes = settings, {}
+    with tqdm(total=s["count"], initial=s["count"] - len(todo), desc="museum", unit="sample",
+              disable=not progress) as bar:
+        for start in range(0, len(todo), batch_size):
+            chunk = todo[start:start + batch_size]
+            batch = museum_batch(chunk, s["size"], s["seed"], s["split"], s["fg_per_bg"], device)
+            if start == 0:
+                _prepare(root, settings)
+            for j, i in enumerate(chunk):
+                p = paths[i]
+                if not p[0].exists():              # the first sample of its background
+                    _save_jpeg(p[0], _to_uint8(batch["bg"][j]), s["quality"])
+                for path, key in zip(p[1:], ("bg_fg", "mask", "depth")):
+                    _save_jpeg(path, _to_uint8(batch[key][j]), s["quality"])
+                boxes[i] = _bbox(batch["mask"][j])
+                bar.update(1)
+    return boxes
+
+
 def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int = 0, fg_per_bg: int = 4,
                  split: str = "train", quality: int = 95, batch_size: int = 32,
                  device: torch.device | str = "cpu", progress: bool = True) -> Path:
     """Render ``count`` samples of the synthetic museum into ``out`` in the MODEST Museum layout.
 
     Resumable: samples whose four files exist are kept (files appear only whole, by rename),
-    the rest are rendered; ``file_map.txt`` and ``bbox.txt`` are written last. Refuses a
-    non-empty folder it did not create, or one created with other settings."""
-    from dsnet.scene import museum_batch
-    from tqdm.auto import tqdm
+    the rest are rendered; ``file_map.txt`` and ``bbox.txt`` are written last. Refuses, before
+    writing anything, a folder it cannot write to, a non-empty folder it did not create, and one
+    created with other settings; ``size`` is at most ``dsnet.scene.MAX_SIZE``."""
+    from dsnet.scene import MAX_SIZE, SPLITS
 
     root = Path(out)
-    if count < 1 or size < 8 or fg_per_bg < 1 or not 1 <= quality <= 100:
-        raise ModestError("need count >= 1, size >= 8, fg_per_bg >= 1 and quality in 1..100")
+    if count < 1 or not 8 <= size <= MAX_SIZE or fg_per_bg < 1 or batch_size < 1 or not 1 <= quality <= 100:
+        raise ModestError(f"need count >= 1, size from 8 to {MAX_SIZE}, fg_per_bg >= 1, batch_size >= 1 "
+                          "and quality in 1..100")
+    if split not in SPLITS:
+        raise ModestError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
     settings = {"generator": "dsnet.scene", "count": count, "size": size, "seed": seed,
                 "fg_per_bg": fg_per_bg, "split": split, "quality": quality}
-    marker = root / MARKER
-    if root.exists() and not root.is_dir():
-        raise ModestError(f"{root} is a file, not a folder")
-    if marker.exists():
-        old = json.loads(marker.read_text(encoding="utf-8"))
-        if old != settings:
-            changed = ", ".join(f"{k}={old.get(k)!r}" for k in settings if old.get(k) != settings[k])
-            raise ModestError(f"{root} was written with other settings ({changed}); use a new folder")
-    elif root.exists() and any(root.iterdir()):
-        raise ModestError(f"{root} is not empty and was not written by dsnet; use a new or empty folder")
-    root.mkdir(parents=True, exist_ok=True)
-    _write_text(marker, json.dumps(settings, indent=1) + "\n")
-    for folder in FOLDERS:
-        (root / folder).mkdir(exist_ok=True)
+    _check_folder(root, settings)
     for stale in root.glob("*/.*.tmp"):          # left by a run that was killed mid-write
         stale.unlink()
     width = max(3, len(str(max(count - 1, 0) // fg_per_bg)), len(str(fg_per_bg - 1)))
     names = [sample_names(i, fg_per_bg, width) for i in range(count)]
-
-    def paths(i):
-        bg, fg, mask, depth = names[i]
-        return [root / "bg" / f"{bg}.jpeg", root / "bg_fg" / f"{fg}.jpeg",
-                root / "bg_fg_mask" / f"{mask}.jpeg", root / "bg_fg_depth_map" / f"{depth}.jpeg"]
-
-    todo = [i for i in range(count) if not all(p.exists() for p in paths(i))]
-    boxes: dict[int, tuple[int, int, int, int]] = {}
-    with tqdm(total=count, initial=count - len(todo), desc="museum", unit="sample", disable=not progress) as bar:
-        for start in range(0, len(todo), batch_size):
-            chunk = todo[start:start + batch_size]
-            batch = museum_batch(chunk, size, seed, split, fg_per_bg, device)
-            for j, i in enumerate(chunk):
-                p = paths(i)
-                if not p[0].exists():
-                    _save_jpeg(p[0], _to_uint8(batch["bg"][j]), quality)
-                for path, key in zip(p[1:], ("bg_fg", "mask", "depth")):
-                    _save_jpeg(path, _to_uint8(batch[key][j]), quality)
-                boxes[i] = _bbox(batch["mask"][j])
-                bar.update(1)
-    for i in range(count):
-        if i not in boxes:                       # kept from an earlier run: read its mask
-            boxes[i] = _bbox(_read_image(paths(i)[2], 1))
-    _write_text(root / "bbox.txt", "".join(f"{names[i][1]}.jpeg\t" + "\t".join(map(str, boxes[i])) + "\n"
-                                           for i in range(count)))
-    _write_text(root / "file_map.txt", "".join("\t".join(n) + "\n" for n in names))
+    paths = [[root / folder / f"{name}.jpeg" for folder, name in zip(FOLDERS, row)] for row in names]
+    todo = [i for i in range(count) if not all(p.exists() for p in paths[i])]
+    try:
+        boxes = _render_missing(root, settings, todo, paths, batch_size, device, progress)
+        for i in range(count):
+            if i not in boxes:                   # kept from an earlier run: read its mask
+                boxes[i] = _bbox(_read_image(paths[i][2], 1))
+        atomic_write_text(root / "bbox.txt", "".join(
+            f"{names[i][1]}.jpeg\t" + "\t".join(map(str, boxes[i])) + "\n" for i in range(count)))
+        atomic_write_text(root / "file_map.txt", "".join("\t".join(n) + "\n" for n in names))
+    except OSError as error:                     # e.g. a full disk
+        raise ModestError(f"writing {root} failed: {error}") from None
     return root
 
 
@@ -211,7 +245,7 @@ class ModestMuseum(Dataset):
         good = []
         for row in rows:
             try:
-                for path, channels in zip(self._paths(row), (3, 3, 1, 1)):
+                for path in self._paths(row):
                     self._check(path, check)
                 good.append(row)
             except ModestError as error:
@@ -279,3 +313,11 @@ class ModestMuseum(Dataset):
         if self.binary_mask:
             out["mask"] = (out["mask"] > 0.5).float()
         return out
+
+
+if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.modest`, not in a notebook
+    import sys
+
+    print("python -m dsnet.modest: a library module, not a command; "
+          "run `dsnet data generate --out DIR --count N`", file=sys.stderr)
+    sys.exit(2)

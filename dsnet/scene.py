@@ -4,7 +4,10 @@
 in batches with PyTorch, with exact foreground masks and depth."""
 from __future__ import annotations
 
+import functools
 import math
+from dataclasses import dataclass, fields
+from typing import Callable, TypeVar
 
 import numpy as np
 import torch
@@ -12,6 +15,7 @@ from torch import Tensor
 
 FAR = 20.0            # metres: depth 1.0 in the normalized depth maps
 TILE = 8              # pixels per side of a culling tile
+MAX_SIZE = 1024       # pixels per side: memory grows with its square; the training presets use 64-224
 N_FIGURES, FIGURE_PRIMS = 3, 10
 N_PROPS, PROP_PRIMS = 2, 3
 N_PRIMS = N_FIGURES * FIGURE_PRIMS + N_PROPS * PROP_PRIMS
@@ -45,15 +49,108 @@ class Draws:
         return (self(0, n, *shape).floor().long()).clamp(max=n - 1)
 
 
-def room_params(u: Tensor) -> dict[str, Tensor]:
-    """Room size, camera, light, surface textures and paintings from a table of uniforms."""
-    d = Draws(u)
-    B = u.shape[0]
-    X, Z, Y = d(4.0, 14.0), d(4.0, 14.0), d(2.7, 5.0)
+_B = TypeVar("_B", bound="Batched")
+
+
+class Batched:
+    """Base of the scene's dataclasses: every field is a tensor whose first dimension is the
+    scene in the batch, or another ``Batched``."""
+
+    def apply(self: _B, fn: Callable[[Tensor], Tensor]) -> _B:
+        """A copy with ``fn`` applied to every tensor, however deep."""
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        return type(self)(**{k: v.apply(fn) if isinstance(v, Batched) else fn(v) for k, v in values.items()})
+
+    def __getitem__(self: _B, index: slice | Tensor) -> _B:
+        """The scenes ``index`` (a slice, or a tensor of scene indices) of the batch."""
+        return self.apply(lambda v: v[index])
+
+    def to(self: _B, device: torch.device | str) -> _B:
+        """A copy on ``device``, floats as float32 (drawn in float64, rendered in float32)."""
+        return self.apply(lambda v: v.to(device, torch.float32 if v.is_floating_point() else v.dtype))
+
+
+@dataclass
+class Camera(Batched):
+    """A pinhole camera: ``origin`` (B, 3) in metres; ``rot`` (B, 3, 3), whose columns are its
+    right, up and forward axes in world coordinates; ``focal`` (B,) ``= 1 / tan(hfov / 2)``;
+    the horizontal field of view ``hfov`` and the heading ``yaw`` (B,) in radians."""
+
+    origin: Tensor
+    rot: Tensor
+    focal: Tensor
+    hfov: Tensor
+    yaw: Tensor
+
+
+@dataclass
+class Light(Batched):
+    """A point light at ``position`` (B, 3) with tint ``color`` (B, 3) and ``power`` (B,);
+    the ``ambient`` light and the camera's ``exposure`` (B,) complete the shading."""
+
+    position: Tensor
+    color: Tensor
+    power: Tensor
+    ambient: Tensor
+    exposure: Tensor
+
+
+@dataclass
+class Room(Batched):
+    """The box ``size`` (B, 3): width X, height Y and depth Z in metres, and its three surface
+    classes (0 floor, 1 walls, 2 ceiling): colours ``c1`` and ``c2`` (B, 3, 3); ``pattern``
+    (B, 3, 4), one-hot weights of checker, stripes, grid and waves (all zero: plain), with its
+    ``freq`` and ``angle`` (B, 3); a grain of two plane waves, ``grain_k`` (B, 3, 4),
+    ``grain_phase`` (B, 3, 2), ``grain_amp`` (B, 3); a ``wainscot`` (B,) this high in metres
+    (0: none) in ``wainscot_color`` (B, 3)."""
+
+    size: Tensor
+    c1: Tensor
+    c2: Tensor
+    pattern: Tensor
+    freq: Tensor
+    angle: Tensor
+    grain_k: Tensor
+    grain_phase: Tensor
+    grain_amp: Tensor
+    wainscot: Tensor
+    wainscot_color: Tensor
+
+
+@dataclass
+class Paintings(Batched):
+    """One slot per wall, ``(B, N_PAINTINGS)`` each; slot k hangs on face k + 2 (see
+    ``room_hit``): whether it is ``hung``, its ``image`` in the bank, its centre ``u0``, ``v0``
+    and half width and height ``hw``, ``hh`` in metres on the wall, ``flip`` (+-1: which way
+    the image runs along the wall), the ``frame`` width and ``frame_color`` (B, N_PAINTINGS, 3)."""
+
+    hung: Tensor
+    image: Tensor
+    u0: Tensor
+    v0: Tensor
+    hw: Tensor
+    hh: Tensor
+    flip: Tensor
+    frame: Tensor
+    frame_color: Tensor
+
+
+@dataclass
+class Scene(Batched):
+    """A batch of backgrounds: what BG shows."""
+
+    room: Room
+    paintings: Paintings
+    light: Light
+    camera: Camera
+
+
+def draw_camera(d: Draws, size: Tensor) -> Camera:
+    """A camera at eye height behind the centre of rooms of ``size`` (B, 3), looking across them."""
+    X, Y, Z = size.unbind(-1)
     yaw, pitch, roll = d(-math.pi, math.pi), d(-0.45, 0.15), d(-0.05, 0.05)
     hfov = d(math.radians(45), math.radians(95))
     height = torch.minimum(d(0.9, 2.1), Y - 0.4)
-    # stand somewhere behind the room's centre, looking across it
     back, side = d(0.1, 0.9), d(-0.6, 0.6)
     fwd = torch.stack([torch.sin(yaw), torch.cos(yaw)], -1)          # (x, z)
     lat = torch.stack([torch.cos(yaw), -torch.sin(yaw)], -1)
@@ -66,66 +163,54 @@ def room_params(u: Tensor) -> dict[str, Tensor]:
     up = torch.linalg.cross(f, r)
     cr, sr = torch.cos(roll)[:, None], torch.sin(roll)[:, None]
     r, up = cr * r + sr * up, -sr * r + cr * up
-    rot = torch.stack([r, up, f], -1)                                   # columns: right, up, forward
-    light = torch.stack([d(-0.45, 0.45) * X, Y - d(0.1, 0.6), d(-0.45, 0.45) * Z], -1)
-    tint = d(0.7, 1.0, 3)
-    light_color = tint / tint.max(-1, keepdim=True).values
-    # surfaces: 0 floor, 1 walls, 2 ceiling; colours, pattern kind, scale, angle, noise
+    return Camera(origin, torch.stack([r, up, f], -1), 1 / torch.tan(hfov / 2), hfov, yaw)
+
+
+def draw_room(d: Draws, size: Tensor) -> Room:
+    """The surfaces of rooms of ``size`` (B, 3): per class two colours, a pattern and a grain."""
     base = d(0.1, 0.95, 3, 3)
     other = d(0.05, 0.95, 3, 3)
     contrast = d(0.1, 1.0, 3, 1)
     c2 = base + contrast * (other - base) * (d(0, 1, 3, 1) < 0.6)
     kind = d.choice(5, 3)                                              # 4 = plain
-    weights = torch.nn.functional.one_hot(kind, 5)[..., :4].double()
+    pattern = torch.nn.functional.one_hot(kind, 5)[..., :4].double()
     freq = d(0.4, 4.0, 3)
     angle = d(0, math.pi, 3) * (d(0, 1, 3) < 0.5)
-    noise_k = d(-6, 6, 3, 4)
-    noise_p = d(0, 2 * math.pi, 3, 2)
-    noise_a = d(0.0, 0.25, 3)
-    wainscot = torch.where(d() < 0.4, d(0.6, 1.3), torch.zeros(B, dtype=u.dtype))
-    wainscot_color = d(0.1, 0.9, 3)
-    # paintings: which wall (2..5), centre along the wall and in height, size, image, frame
-    wall = 2 + torch.arange(N_PAINTINGS).expand(B, -1)               # one slot per wall
-    length = torch.where(wall < 4, Z[:, None], X[:, None])
-    painting_bank()
-    image = d.choice(len(PAINTING_ASPECTS), N_PAINTINGS)
-    aspect = torch.tensor(PAINTING_ASPECTS, dtype=u.dtype)[image]
-    hh = d(0.25, 0.8, N_PAINTINGS)
-    hh = torch.minimum(hh, (Y[:, None] - 0.6) / 2)
-    hw = torch.minimum(hh * aspect, length / 2 - 0.5)
-    hh = hw / aspect
-    u0 = d(-0.5, 0.5, N_PAINTINGS) * (length - 2 * hw - 0.4).clamp(min=0)
-    v0 = torch.minimum(d(1.3, 2.0, N_PAINTINGS), Y[:, None] - hh - 0.3)
-    frame = d(0.02, 0.12, N_PAINTINGS) * (d(0, 1, N_PAINTINGS) < 0.8)
-    frame_color = d(0.05, 0.9, N_PAINTINGS, 3) * d(0.3, 1.0, N_PAINTINGS, 1)
-    flip = torch.where(d(0, 1, N_PAINTINGS) < 0.5, -1.0, 1.0).double()
-    valid = d(0, 1, N_PAINTINGS) < 0.65
-    return dict(
-        room=torch.stack([X, Y, Z], -1), origin=origin, rot=rot, focal=1 / torch.tan(hfov / 2), hfov=hfov,
-        yaw=yaw, light=light, light_color=light_color, light_power=d(6.0, 30.0), ambient=d(0.25, 0.6),
-        exposure=d(0.75, 1.25), c1=base, c2=c2, weights=weights, freq=freq, angle=angle,
-        noise_k=noise_k, noise_p=noise_p, noise_a=noise_a, wainscot=wainscot,
-        wainscot_color=wainscot_color, p_wall=wall, p_image=image, p_u0=u0, p_v0=v0, p_hw=hw, p_hh=hh,
-        p_frame=frame, p_frame_color=frame_color, p_flip=flip, p_valid=valid,
-    )
+    grain_k, grain_phase, grain_amp = d(-6, 6, 3, 4), d(0, 2 * math.pi, 3, 2), d(0.0, 0.25, 3)
+    wainscot = torch.where(d() < 0.4, d(0.6, 1.3), torch.zeros_like(size[:, 0]))
+    return Room(size, base, c2, pattern, freq, angle, grain_k, grain_phase, grain_amp, wainscot,
+                wainscot_color=d(0.1, 0.9, 3))
 
 
-def camera_rays(scene: dict[str, Tensor], size: int, padded: int) -> tuple[Tensor, Tensor, Tensor]:
+def draw_scene(u: Tensor) -> Scene:
+    """Backgrounds from a table of uniforms ``u`` (B, ROOM_DRAWS): a room's size, its camera,
+    its light, its surfaces and its paintings."""
+    d = Draws(u)
+    X, Z, Y = d(4.0, 14.0), d(4.0, 14.0), d(2.7, 5.0)
+    size = torch.stack([X, Y, Z], -1)
+    camera = draw_camera(d, size)
+    position = torch.stack([d(-0.45, 0.45) * X, Y - d(0.1, 0.6), d(-0.45, 0.45) * Z], -1)
+    tint = d(0.7, 1.0, 3)
+    room = draw_room(d, size)
+    paintings = draw_paintings(d, size)
+    light = Light(position, tint / tint.max(-1, keepdim=True).values, power=d(6.0, 30.0),
+                  ambient=d(0.25, 0.6), exposure=d(0.75, 1.25))
+    return Scene(room, paintings, light, camera)
+
+
+def camera_rays(camera: Camera, size: int, padded: int) -> tuple[Tensor, Tensor, Tensor]:
     """World directions ``(B, padded**2)`` per axis of the rays through the pixel centres.
     Each ray is scaled so that its forward component is 1: a hit at parameter t is t metres in
     front of the camera (planar z-depth), which is what a depth map stores."""
-    c = (torch.arange(padded, device=scene["focal"].device, dtype=torch.float32) + 0.5) / size * 2 - 1
-    f = scene["focal"][:, None, None]
+    c = (torch.arange(padded, device=camera.focal.device, dtype=torch.float32) + 0.5) / size * 2 - 1
+    f = camera.focal[:, None, None]
     x, y = c[None, None, :] / f, -c[None, :, None] / f
-    R = scene["rot"]
+    R = camera.rot
     return tuple((x * R[:, k, 0, None, None] + y * R[:, k, 1, None, None] + R[:, k, 2, None, None])
                  .reshape(R.shape[0], -1) for k in range(3))
 
 
 PAINTING_SIZE = 128
-PAINTINGS: Tensor | None = None
-PAINTING_ASPECTS: list[float] = []
-_BANK: dict[str, Tensor] = {}
 
 
 def _load_paintings() -> tuple[list[np.ndarray], list[float]]:
@@ -172,27 +257,56 @@ def _resize(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(im.resize((size, size), Image.BILINEAR)) / 255.0
 
 
+@functools.cache
+def painting_images() -> tuple[Tensor, Tensor]:
+    """The paintings, ``(n, 128, 128, 3)`` floats in [0, 1], and their aspect ratios
+    (width / height before resizing, float64 ``(n,)``). Loaded on the first call, then shared:
+    treat them as read-only."""
+    images, aspects = _load_paintings()
+    pictures = torch.from_numpy(np.stack([_resize(im, PAINTING_SIZE) for im in images])).float()
+    return pictures, torch.tensor(aspects, dtype=torch.float64)
+
+
+@functools.cache
 def painting_bank(device: torch.device | str = "cpu") -> Tensor:
-    """All paintings as one ``(3, n * 128 * 128)`` table for lookups by flat index."""
-    global PAINTINGS, PAINTING_ASPECTS
-    if PAINTINGS is None:
-        images, PAINTING_ASPECTS = _load_paintings()
-        PAINTINGS = torch.from_numpy(np.stack([_resize(im, PAINTING_SIZE) for im in images])).float()
-    key = str(device)
-    if key not in _BANK:
-        _BANK[key] = PAINTINGS.permute(3, 0, 1, 2).reshape(3, -1).contiguous().to(device)
-    return _BANK[key]
+    """All paintings as one ``(3, n * 128 * 128)`` table on ``device``, for lookups by flat
+    index; made once per device."""
+    pictures, _ = painting_images()
+    return pictures.permute(3, 0, 1, 2).reshape(3, -1).contiguous().to(device)
+
+
+def draw_paintings(d: Draws, size: Tensor) -> Paintings:
+    """A framed picture on each wall of rooms of ``size`` (B, 3), most of the time, as large
+    as the wall allows and at about eye height."""
+    B, X, Y, Z = size.shape[0], *size.unbind(-1)
+    wall = 2 + torch.arange(N_PAINTINGS).expand(B, -1)               # faces 2..5
+    length = torch.where(wall < 4, Z[:, None], X[:, None])
+    aspects = painting_images()[1]
+    image = d.choice(len(aspects), N_PAINTINGS)
+    aspect = aspects.to(size.dtype)[image]
+    hh = d(0.25, 0.8, N_PAINTINGS)
+    hh = torch.minimum(hh, (Y[:, None] - 0.6) / 2)
+    hw = torch.minimum(hh * aspect, length / 2 - 0.5)
+    hh = hw / aspect
+    u0 = d(-0.5, 0.5, N_PAINTINGS) * (length - 2 * hw - 0.4).clamp(min=0)
+    v0 = torch.minimum(d(1.3, 2.0, N_PAINTINGS), Y[:, None] - hh - 0.3)
+    frame = d(0.02, 0.12, N_PAINTINGS) * (d(0, 1, N_PAINTINGS) < 0.8)
+    frame_color = d(0.05, 0.9, N_PAINTINGS, 3) * d(0.3, 1.0, N_PAINTINGS, 1)
+    flip = torch.where(d(0, 1, N_PAINTINGS) < 0.5, -1.0, 1.0).double()
+    hung = d(0, 1, N_PAINTINGS) < 0.65
+    return Paintings(hung, image, u0, v0, hw, hh, flip, frame, frame_color)
 
 
 def _safe(v: Tensor) -> Tensor:
     return torch.where(v >= 0, v.clamp(min=1e-9), v.clamp(max=-1e-9))
 
 
-def room_hit(scene, dx, dy, dz):
-    """Distance and face of the first hit of each ray with the inside of the room's box.
-    Faces: 0 floor, 1 ceiling, 2 and 3 the walls at -x and +x, 4 and 5 those at -z and +z."""
-    X, Y, Z = (v[:, None] for v in scene["room"].unbind(-1))
-    ox, oy, oz = (v[:, None] for v in scene["origin"].unbind(-1))
+def room_hit(scene: Scene, dx: Tensor, dy: Tensor, dz: Tensor) -> tuple[Tensor, Tensor]:
+    """Ray parameter and face ``(B, N)`` of the first hit of each ray ``(B, N)`` per axis with
+    the inside of the room's box, from the camera. Faces: 0 floor, 1 ceiling, 2 and 3 the walls
+    at -x and +x, 4 and 5 those at -z and +z."""
+    X, Y, Z = (v[:, None] for v in scene.room.size.unbind(-1))
+    ox, oy, oz = (v[:, None] for v in scene.camera.origin.unbind(-1))
     dx, dy, dz = _safe(dx), _safe(dy), _safe(dz)
     tx = torch.where(dx > 0, X / 2 - ox, -X / 2 - ox) / dx
     ty = torch.where(dy > 0, Y - oy, -oy) / dy
@@ -207,64 +321,63 @@ def _pick(table: Tensor, index: Tensor) -> Tensor:
     return table.gather(1, index)
 
 
-def shade(scene, px, py, pz, nx, ny, nz, rgb):
-    """Lambert shading from a point light plus ambient light, then exposure."""
-    lx, ly, lz = (v[:, None] - p for v, p in zip(scene["light"].unbind(-1), (px, py, pz)))
+def shade(light: Light, px, py, pz, nx, ny, nz, rgb):
+    """Lambert shading from a point light plus ambient light, then exposure: points ``p`` and
+    unit normals ``n`` ``(B, N)`` per axis, colours ``rgb`` ``(3, B, N)``, one light per row."""
+    lx, ly, lz = (v[:, None] - p for v, p in zip(light.position.unbind(-1), (px, py, pz)))
     dist2 = lx * lx + ly * ly + lz * lz
     cos = ((nx * lx + ny * ly + nz * lz) * dist2.rsqrt()).clamp(min=0)
-    light = scene["ambient"][:, None] + scene["light_power"][:, None] * cos / (4.0 + dist2)
-    gain = (light * scene["exposure"][:, None])[None] * scene["light_color"].T[:, :, None]
+    level = light.ambient[:, None] + light.power[:, None] * cos / (4.0 + dist2)
+    gain = (level * light.exposure[:, None])[None] * light.color.T[:, :, None]
     return (rgb * gain).clamp(0, 1)
 
 
-def room_colors(scene, t, face, dx, dy, dz):
-    """Colour of every room pixel: a procedural pattern per surface, paintings, light."""
-    ox, oy, oz = (v[:, None] for v in scene["origin"].unbind(-1))
+def room_colors(scene: Scene, t: Tensor, face: Tensor, dx: Tensor, dy: Tensor, dz: Tensor) -> Tensor:
+    """Colour ``(3, B, N)`` of every room pixel: a procedural pattern per surface, paintings, light."""
+    room = scene.room
+    ox, oy, oz = (v[:, None] for v in scene.camera.origin.unbind(-1))
     px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
     on_x = (face == 2) | (face == 3)
     wall = face >= 2
     u = torch.where(wall, torch.where(on_x, pz, px), px)
     v = torch.where(wall, py, pz)
     cls = torch.where(wall, 1, torch.where(face == 0, 0, 2))     # floor, wall, ceiling
-    ang, freq = _pick(scene["angle"], cls), _pick(scene["freq"], cls)
+    ang, freq = _pick(room.angle, cls), _pick(room.freq, cls)
     ca, sa = torch.cos(ang), torch.sin(ang)
     uu, vv = (u * ca - v * sa) * freq, (u * sa + v * ca) * freq
-    w = scene["weights"]
+    w = room.pattern
     checker = torch.remainder(uu.floor() + vv.floor(), 2)
     stripes = (uu - uu.floor() < 0.5).float()
     grid = ((uu - uu.floor() < 0.07) | (vv - vv.floor() < 0.07)).float()
-    waves = 0.5 + 0.5 * torch.sin(uu * 6.2832) * torch.sin(vv * 3.1416)
+    waves = 0.5 + 0.5 * torch.sin(uu * (2 * math.pi)) * torch.sin(vv * math.pi)
     s = (_pick(w[..., 0], cls) * checker + _pick(w[..., 1], cls) * stripes
          + _pick(w[..., 2], cls) * grid + _pick(w[..., 3], cls) * waves)
-    k = scene["noise_k"]
-    noise = (torch.sin(_pick(k[..., 0], cls) * u + _pick(k[..., 1], cls) * v + _pick(scene["noise_p"][..., 0], cls))
-             + torch.sin(_pick(k[..., 2], cls) * u + _pick(k[..., 3], cls) * v + _pick(scene["noise_p"][..., 1], cls)))
-    grain = 1 + 0.5 * _pick(scene["noise_a"], cls) * noise
-    c1 = torch.stack([_pick(scene["c1"][..., i], cls) for i in range(3)])
-    c2 = torch.stack([_pick(scene["c2"][..., i], cls) for i in range(3)])
+    k, phase = room.grain_k, room.grain_phase
+    noise = (torch.sin(_pick(k[..., 0], cls) * u + _pick(k[..., 1], cls) * v + _pick(phase[..., 0], cls))
+             + torch.sin(_pick(k[..., 2], cls) * u + _pick(k[..., 3], cls) * v + _pick(phase[..., 1], cls)))
+    grain = 1 + 0.5 * _pick(room.grain_amp, cls) * noise
+    c1 = torch.stack([_pick(room.c1[..., i], cls) for i in range(3)])
+    c2 = torch.stack([_pick(room.c2[..., i], cls) for i in range(3)])
     rgb = (c1 + (c2 - c1) * s[None]) * grain[None]
-    low = wall & (py < scene["wainscot"][:, None])
-    rgb = torch.where(low[None], scene["wainscot_color"].T[:, :, None] * grain[None], rgb)
-    rgb = paint_walls(scene, rgb, face, u, v)
+    low = wall & (py < room.wainscot[:, None])
+    rgb = torch.where(low[None], room.wainscot_color.T[:, :, None] * grain[None], rgb)
+    rgb = paint_walls(scene.paintings, rgb, face, u, v)
     normal = torch.tensor([[0, 1, 0], [0, -1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]],
                           dtype=t.dtype, device=t.device)[face]
-    return shade(scene, px, py, pz, *normal.unbind(-1), rgb)
+    return shade(scene.light, px, py, pz, *normal.unbind(-1), rgb)
 
 
-def paint_walls(scene, rgb, face, u, v):
-    """Hang each wall's painting (if it has one), with its frame."""
+def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: Tensor) -> Tensor:
+    """``rgb`` ``(3, B, N)`` with each wall's painting (if it has one) hung, in its frame;
+    ``u``, ``v`` ``(B, N)`` are the hit points' coordinates on their face."""
     bank = painting_bank(rgb.device)
     S = PAINTING_SIZE
     slot = (face - 2).clamp(min=0)
-
-    def pick(name):
-        return _pick(scene[name], slot)
-
-    hw, hh, fr = pick("p_hw"), pick("p_hh"), pick("p_frame")
-    su = (u - pick("p_u0")) / hw * pick("p_flip")
-    sv = (v - pick("p_v0")) / hh
+    hw, hh, fr = _pick(paintings.hw, slot), _pick(paintings.hh, slot), _pick(paintings.frame, slot)
+    su = (u - _pick(paintings.u0, slot)) / hw * _pick(paintings.flip, slot)
+    sv = (v - _pick(paintings.v0, slot)) / hh
     au, av = su.abs(), sv.abs()
-    framed = (face >= 2) & _pick(scene["p_valid"], slot) & ((au - 1) * hw < fr) & ((av - 1) * hh < fr)
+    framed = (face >= 2) & _pick(paintings.hung, slot) & ((au - 1) * hw < fr) & ((av - 1) * hh < fr)
     where = framed.reshape(-1).nonzero().squeeze(1)
     if len(where) == 0:
         return rgb
@@ -276,9 +389,25 @@ def paint_walls(scene, rgb, face, u, v):
     inside = (fu.abs() < 1) & (fv.abs() < 1)
     ix = ((fu + 1) * (S / 2)).long().clamp(0, S - 1)
     iy = ((1 - fv) * (S / 2)).long().clamp(0, S - 1)
-    picture = bank[:, (scene["p_image"][b, k] * S + iy) * S + ix]
-    flat[:, where] = torch.where(inside[None], picture, scene["p_frame_color"][b, k].T)
+    picture = bank[:, (paintings.image[b, k] * S + iy) * S + ix]
+    flat[:, where] = torch.where(inside[None], picture, paintings.frame_color[b, k].T)
     return rgb
+
+
+@dataclass
+class Foreground(Batched):
+    """What BG-FG adds: figures and props as ``N_PRIMS`` capsules per scene, with ends ``a``
+    and ``b`` (B, N_PRIMS, 3) and radius ``r`` (B, N_PRIMS) in metres, striped in colours ``c1``
+    and ``c2`` (B, N_PRIMS, 3) at ``freq`` stripes per metre of height (0: plain); ``valid``
+    (B, N_PRIMS) says whether the capsule is in the scene."""
+
+    a: Tensor
+    b: Tensor
+    r: Tensor
+    c1: Tensor
+    c2: Tensor
+    freq: Tensor
+    valid: Tensor
 
 
 def _yaw_rotate(p: Tensor, yaw: Tensor, at: Tensor) -> Tensor:
@@ -380,16 +509,17 @@ def prop_capsules(d: Draws, at: Tensor) -> dict[str, Tensor]:
     return dict(a=a, b=b, r=r, c1=c1, c2=c2, freq=freq)
 
 
-def foreground_params(u: Tensor, room: dict[str, Tensor]) -> dict[str, Tensor]:
-    """1-3 figures and 0-2 props standing on the floor, mostly in front of the camera."""
+def draw_foreground(u: Tensor, scene: Scene) -> Foreground:
+    """1-3 figures and 0-2 props standing on the floor of each scene, mostly in front of its
+    camera, from a table of uniforms ``u`` (B, FG_DRAWS)."""
     d = Draws(u)
     n_fig, n_prop = 1 + d.choice(N_FIGURES), d.choice(N_PROPS + 1)
-    X, Y, Z = room["room"].unbind(-1)
-    o = room["origin"]
+    X, Y, Z = scene.room.size.unbind(-1)
+    o = scene.camera.origin
     parts, valid = [], []
     for k in range(N_FIGURES + N_PROPS):
         # a direction within (a bit more than) the field of view, a distance up to the wall
-        phi = room["yaw"] + d(-0.5, 0.5) * room["hfov"]
+        phi = scene.camera.yaw + d(-0.5, 0.5) * scene.camera.hfov
         s, c = torch.sin(phi), torch.cos(phi)
         tx = torch.where(s > 0, (X / 2 - 0.35 - o[:, 0]) / s.clamp(min=1e-9),
                          (-X / 2 + 0.35 - o[:, 0]) / s.clamp(max=-1e-9))
@@ -404,9 +534,8 @@ def foreground_params(u: Tensor, room: dict[str, Tensor]) -> dict[str, Tensor]:
         else:
             parts.append(prop_capsules(d, at))
             valid.append((k - N_FIGURES < n_prop)[:, None].expand(-1, PROP_PRIMS))
-    out = {key: torch.cat([p[key] for p in parts], 1) for key in parts[0]}
-    out["valid"] = torch.cat(valid, 1)
-    return out
+    return Foreground(**{key: torch.cat([p[key] for p in parts], 1) for key in parts[0]},
+                      valid=torch.cat(valid, 1))
 
 
 def capsule_hit(o, d, a, b, r, dd=None):
@@ -438,14 +567,14 @@ def capsule_hit(o, d, a, b, r, dd=None):
     return torch.where(t > 1e-4, t, torch.inf)
 
 
-def tiles_touched(scene, fg, size, n_tiles):
+def tiles_touched(camera: Camera, fg: Foreground, size: int, n_tiles: int) -> Tensor:
     """``(pairs, 4)``: (sample, capsule, tile row, tile column) for every tile that a capsule's
     bounding sphere may cover on screen; only those pixels are tested against it."""
-    a, b = fg["a"], fg["b"]
-    centre, radius = (a + b) / 2, (b - a).norm(dim=-1) / 2 + fg["r"]
-    q = torch.einsum("bpk,bkj->bpj", centre - scene["origin"][:, None], scene["rot"])   # camera frame
+    a, b = fg.a, fg.b
+    centre, radius = (a + b) / 2, (b - a).norm(dim=-1) / 2 + fg.r
+    q = torch.einsum("bpk,bkj->bpj", centre - camera.origin[:, None], camera.rot)   # camera frame
     x, y, z = q.unbind(-1)
-    f = scene["focal"][:, None]
+    f = camera.focal[:, None]
     near = z - radius
     zs = near.clamp(min=1e-3)
     back = z + radius
@@ -462,19 +591,21 @@ def tiles_touched(scene, fg, size, n_tiles):
     row0 = ((1 - y1) / 2 * size - 1.5).clamp(-1, 1e5).floor() / TILE
     row1 = ((1 - y0) / 2 * size + 0.5).clamp(-1, 1e5).floor() / TILE
     tile = torch.arange(n_tiles, device=a.device, dtype=a.dtype)
-    visible = fg["valid"] & (z + radius > 0)
+    visible = fg.valid & (z + radius > 0)
     cols = (tile >= col0[..., None].floor()) & (tile <= col1[..., None].floor())
     rows = (tile >= row0[..., None].floor()) & (tile <= row1[..., None].floor())
     touch = visible[..., None, None] & rows[..., :, None] & cols[..., None, :]
     return touch.nonzero()
 
 
-def render_foreground(scene, fg, dirs, t_room, size, padded):
+def render_foreground(camera: Camera, fg: Foreground, dirs: tuple[Tensor, Tensor, Tensor], t_room: Tensor,
+                      size: int, padded: int) -> tuple[Tensor, Tensor]:
     """First hits of the rays with the capsules, tested only where they can be (tiles).
-    Returns the depth buffer and the index of the capsule seen per pixel (-1: the room)."""
+    Returns the depth buffer and the index of the capsule seen per pixel (-1: the room),
+    ``(B, N)`` each like ``t_room``."""
     B, N = t_room.shape
     n_tiles = padded // TILE
-    pairs = tiles_touched(scene, fg, size, n_tiles)
+    pairs = tiles_touched(camera, fg, size, n_tiles)
     t_best = t_room.reshape(-1).clone()
     who = torch.full_like(t_best, -1, dtype=torch.long)
     if len(pairs) == 0:
@@ -485,10 +616,10 @@ def render_foreground(scene, fg, dirs, t_room, size, padded):
     pix = bi[:, None] * N + (ty * TILE * padded + tx * TILE)[:, None] + offs[None]   # (M, T*T)
     d = tuple(c.reshape(-1)[pix] for c in dirs)
     dd = (dirs[0] * dirs[0] + dirs[1] * dirs[1] + dirs[2] * dirs[2]).reshape(-1)[pix]
-    o = tuple(v[bi, None] for v in scene["origin"].unbind(-1))
-    a = tuple(v[bi, pi, None] for v in fg["a"].unbind(-1))
-    b = tuple(v[bi, pi, None] for v in fg["b"].unbind(-1))
-    t = capsule_hit(o, d, a, b, fg["r"][bi, pi, None], dd)
+    o = tuple(v[bi, None] for v in camera.origin.unbind(-1))
+    a = tuple(v[bi, pi, None] for v in fg.a.unbind(-1))
+    b = tuple(v[bi, pi, None] for v in fg.b.unbind(-1))
+    t = capsule_hit(o, d, a, b, fg.r[bi, pi, None], dd)
     t_best.scatter_reduce_(0, pix.reshape(-1), t.reshape(-1), "amin")
     first = (t == t_best[pix]) & (t < t_room.reshape(-1)[pix])
     prim = (bi * N_PRIMS + pi)[:, None].expand_as(pix)
@@ -496,7 +627,8 @@ def render_foreground(scene, fg, dirs, t_room, size, padded):
     return t_best.view(B, N), who.view(B, N)
 
 
-def foreground_colors(scene, fg, who, t, dirs):
+def foreground_colors(scene: Scene, fg: Foreground, who: Tensor, t: Tensor,
+                      dirs: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     """Colour of the pixels that see a capsule: its (maybe striped) colour, lit.
     Returns their flat indices and their colours ``(3, n)``."""
     flat = (who.reshape(-1) >= 0).nonzero().squeeze(1)
@@ -505,25 +637,25 @@ def foreground_colors(scene, fg, who, t, dirs):
     bi = flat // N
     pi = w % N_PRIMS
     tt = t.reshape(-1)[flat]
-    P = torch.stack([v[flat // N] + tt * c.reshape(-1)[flat] for v, c in zip(scene["origin"].unbind(-1), dirs)], -1)
-    a, ba = fg["a"][bi, pi], fg["b"][bi, pi] - fg["a"][bi, pi]
+    P = torch.stack([v[bi] + tt * c.reshape(-1)[flat] for v, c in zip(scene.camera.origin.unbind(-1), dirs)], -1)
+    a, ba = fg.a[bi, pi], fg.b[bi, pi] - fg.a[bi, pi]
     s = (((P - a) * ba).sum(-1) / (ba * ba).sum(-1).clamp(min=1e-12)).clamp(0, 1)
-    n = (P - a - s[:, None] * ba) / fg["r"][bi, pi, None]
-    stripe = (torch.sin(fg["freq"][bi, pi] * P[:, 1]) > 0).float()[:, None]
-    rgb = fg["c1"][bi, pi] + (fg["c2"][bi, pi] - fg["c1"][bi, pi]) * stripe
-    light = {k: scene[k][bi] for k in ("light", "light_color", "light_power", "ambient", "exposure")}
-    lit = shade(light, *P[:, :, None].unbind(1), *n[:, :, None].unbind(1), rgb.T[:, :, None])
+    n = (P - a - s[:, None] * ba) / fg.r[bi, pi, None]
+    stripe = (torch.sin(fg.freq[bi, pi] * P[:, 1]) > 0).float()[:, None]
+    rgb = fg.c1[bi, pi] + (fg.c2[bi, pi] - fg.c1[bi, pi]) * stripe
+    # one "scene" per lit pixel: its scene's light
+    lit = shade(scene.light[bi], *P[:, :, None].unbind(1), *n[:, :, None].unbind(1), rgb.T[:, :, None])
     return flat, lit[:, :, 0]
 
 
-def render(scene: dict[str, Tensor], fg: dict[str, Tensor], size: int) -> dict[str, Tensor]:
+def render(scene: Scene, fg: Foreground, size: int) -> dict[str, Tensor]:
     """Render a batch of scenes: ``bg`` (the room alone) and ``bg_fg`` (with its figures and
     props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``."""
     padded = -(-size // TILE) * TILE
-    dirs = camera_rays(scene, size, padded)
+    dirs = camera_rays(scene.camera, size, padded)
     t_room, face = room_hit(scene, *dirs)
     bg = room_colors(scene, t_room, face, *dirs)
-    t, who = render_foreground(scene, fg, dirs, t_room, size, padded)
+    t, who = render_foreground(scene.camera, fg, dirs, t_room, size, padded)
     flat, lit = foreground_colors(scene, fg, who, t, dirs)
     bg = bg.contiguous()
     bg_fg = bg.clone()
@@ -537,27 +669,35 @@ def render(scene: dict[str, Tensor], fg: dict[str, Tensor], size: int) -> dict[s
                 depth=image((t / FAR).clamp(0, 1)[None]))
 
 
-def _to(params: dict[str, Tensor], device) -> dict[str, Tensor]:
-    return {k: v.to(device=device, dtype=torch.float32 if v.is_floating_point() else v.dtype)
-            for k, v in params.items()}
-
-
 def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per_bg: int = 1,
                  device: torch.device | str = "cpu") -> dict[str, Tensor]:
     """Samples ``indices`` of the synthetic museum, rendered on ``device``.
 
     Sample i shows background (room, camera, light) ``i // fg_per_bg`` with foreground set
-    ``i % fg_per_bg``; each depends only on (seed, split, i), never on the batch around it."""
+    ``i % fg_per_bg``; each depends only on (seed, split, i), never on the batch around it.
+    Sizes above ``MAX_SIZE`` are refused (ValueError): rendering memory grows with size**2."""
+    if split not in SPLITS:
+        raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
+    if not 8 <= size <= MAX_SIZE or fg_per_bg < 1:
+        raise ValueError(f"need a size from 8 to {MAX_SIZE} pixels (not {size}) and fg_per_bg >= 1")
     stream = SPLITS[split]
     idx = [int(i) for i in indices]
     rooms = [(seed, stream, 0, i // fg_per_bg) for i in idx]
     fgs = [(seed, stream, 1, i // fg_per_bg, i % fg_per_bg) for i in idx]
-    room = room_params(scene_uniforms(rooms, ROOM_DRAWS))
-    fg = foreground_params(scene_uniforms(fgs, FG_DRAWS), room)
-    room, fg = _to(room, device), _to(fg, device)
+    scene = draw_scene(scene_uniforms(rooms, ROOM_DRAWS))
+    fg = draw_foreground(scene_uniforms(fgs, FG_DRAWS), scene)
+    scene, fg = scene.to(device), fg.to(device)
     chunk = max(1, (1 << 18) // (size * size))
     parts = []
     for s in range(0, len(idx), chunk):
         part = slice(s, s + chunk)
-        parts.append(render({k: v[part] for k, v in room.items()}, {k: v[part] for k, v in fg.items()}, size))
+        parts.append(render(scene[part], fg[part], size))
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+
+
+if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.scene`, not in a notebook
+    import sys
+
+    print("python -m dsnet.scene: a library module, not a command; "
+          "run `dsnet data generate --out DIR --count N` or `dsnet data bench`", file=sys.stderr)
+    sys.exit(2)

@@ -48,6 +48,17 @@ def test_channel_stats_and_normalize():
     assert set(data.MODEST_STATS) == set(data.KEYS)
 
 
+def test_model_inputs_are_normalized_in_the_model_layout():
+    b = data.SyntheticMuseum(size=16, length=2).batch(range(2))
+    ref = data.normalize(b)
+    for channels_last in (False, True):
+        bg, bg_fg = data.model_inputs(b, channels_last)
+        assert torch.equal(bg, ref["bg"]) and torch.equal(bg_fg, ref["bg_fg"])
+        for x in (bg, bg_fg):
+            assert x.is_contiguous(memory_format=torch.channels_last) == channels_last
+            assert x.is_contiguous() != channels_last
+
+
 def test_photometric_treats_bg_and_bg_fg_alike():
     b = data.SyntheticMuseum(size=32, length=4).batch(range(4))
     out = data.photometric(b, generator=torch.Generator().manual_seed(1), brightness=0.5, hue=0.2)

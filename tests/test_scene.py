@@ -69,10 +69,9 @@ def test_mask_is_exactly_where_bg_fg_differs(batch):
 def test_foreground_is_nearer_than_the_room(batch):
     room_only = scene.museum_batch(range(8), SIZE, seed=3)
     # the depth under the mask is in front of the wall the figure hides
-    rp = scene.room_params(scene.scene_uniforms([(3, 0, 0, i) for i in range(8)], scene.ROOM_DRAWS))
-    rp = scene._to(rp, "cpu")
-    dirs = scene.camera_rays(rp, SIZE, SIZE)
-    t_room, _ = scene.room_hit(rp, *dirs)
+    sc = scene.draw_scene(scene.scene_uniforms([(3, 0, 0, i) for i in range(8)], scene.ROOM_DRAWS)).to("cpu")
+    dirs = scene.camera_rays(sc.camera, SIZE, SIZE)
+    t_room, _ = scene.room_hit(sc, *dirs)
     room_depth = (t_room / scene.FAR).clamp(0, 1).view(8, 1, SIZE, SIZE)
     m = room_only["mask"].bool()
     assert (room_only["depth"][m] < room_depth[m] + 1e-6).all()
@@ -82,10 +81,9 @@ def test_foreground_is_nearer_than_the_room(batch):
 def test_depth_is_planar_on_walls():
     """On a plane, 1 / depth is affine in the pixel coordinates: its second differences vanish
     wherever three neighbours see the same face; and depth has no steps there."""
-    rp = scene._to(scene.room_params(scene.scene_uniforms([(0, 0, 0, i) for i in range(4)],
-                                                           scene.ROOM_DRAWS)), "cpu")
-    dirs = scene.camera_rays(rp, 64, 64)
-    t, face = scene.room_hit(rp, *dirs)
+    sc = scene.draw_scene(scene.scene_uniforms([(0, 0, 0, i) for i in range(4)], scene.ROOM_DRAWS)).to("cpu")
+    dirs = scene.camera_rays(sc.camera, 64, 64)
+    t, face = scene.room_hit(sc, *dirs)
     t, face = t.view(4, 64, 64), face.view(4, 64, 64)
     inv = 1 / t.double()
     second = inv[:, :, 2:] - 2 * inv[:, :, 1:-1] + inv[:, :, :-2]
@@ -121,3 +119,39 @@ def test_backgrounds_shared_within_a_room():
     b = scene.museum_batch([4, 5, 6], SIZE, seed=0, fg_per_bg=2)     # 4, 5: room 2; 6: room 3
     assert _close(b["bg"][0], b["bg"][1]) and not _close(b["bg"][1], b["bg"][2])
     assert not torch.equal(b["bg_fg"][0], b["bg_fg"][1])
+
+
+def test_scene_parts_slice_and_move_together():
+    sc = scene.draw_scene(scene.scene_uniforms([(0, 0, 0, i) for i in range(5)], scene.ROOM_DRAWS))
+    fg = scene.draw_foreground(scene.scene_uniforms([(0, 0, 1, i, 0) for i in range(5)], scene.FG_DRAWS), sc)
+    part = sc[1:3].to("cpu")
+    assert part.camera.origin.shape == (2, 3) and part.room.size.dtype == torch.float32
+    assert part.paintings.image.dtype == torch.long and part.paintings.hung.dtype == torch.bool
+    assert torch.equal(part.light.position, sc.light.position[1:3].float())
+    assert fg.a.shape == (5, scene.N_PRIMS, 3) and fg[torch.tensor([4])].valid.shape == (1, scene.N_PRIMS)
+    # a sub-batch renders the same pictures as the whole batch
+    whole = scene.render(sc.to("cpu"), fg.to("cpu"), 32)
+    some = scene.render(part, fg[1:3].to("cpu"), 32)
+    for k in whole:
+        assert _close(whole[k][1:3], some[k]), k
+
+
+def test_paintings_are_cached_without_module_state():
+    before = dict(vars(scene))
+    scene.painting_images.cache_clear()
+    scene.painting_bank.cache_clear()
+    pictures, aspects = scene.painting_images()
+    assert pictures.shape == (len(aspects), scene.PAINTING_SIZE, scene.PAINTING_SIZE, 3)
+    assert scene.painting_images()[0] is pictures                      # loaded once
+    bank = scene.painting_bank()
+    assert bank is scene.painting_bank() and bank.shape == (3, len(aspects) * scene.PAINTING_SIZE ** 2)
+    scene.museum_batch([0], 16)
+    after = vars(scene)
+    assert set(after) == set(before) and all(after[k] is v for k, v in before.items())
+
+
+def test_sizes_beyond_the_limit_are_refused():
+    with pytest.raises(ValueError, match=str(scene.MAX_SIZE)):
+        scene.museum_batch([0], scene.MAX_SIZE + 1)
+    with pytest.raises(ValueError, match="split"):
+        scene.museum_batch([0], 16, split="holdout")

@@ -9,6 +9,12 @@ import argparse
 import statistics
 import time
 
+# dsnet.scene.MAX_SIZE, repeated here because importing the renderer (and torch) for --help is slow;
+# a test keeps the two equal.
+MAX_SIZE = 1024
+SIZE_HELP = (f"at most {MAX_SIZE}: the renderer's memory grows with the square of the size, and the "
+             "training presets use 64 to 224")
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("data", help="generate or benchmark the synthetic museum",
@@ -17,50 +23,53 @@ def register(subparsers) -> None:
     gen = sub.add_parser("generate", help="write samples in the MODEST Museum layout (resumable)")
     gen.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier run's)")
     gen.add_argument("--count", type=int, required=True, help="number of samples")
-    gen.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    gen.add_argument("--size", type=int, default=224, help=f"image side in pixels (default 224; {SIZE_HELP})")
     gen.add_argument("--seed", type=int, default=0)
     gen.add_argument("--fg-per-bg", type=int, default=4, help="composites per background (default 4)")
     gen.add_argument("--split", default="train", choices=("train", "val", "test"),
                      help="which random stream of scenes to draw from (default train)")
     gen.add_argument("--quality", type=int, default=95, help="JPEG quality (default 95)")
     gen.add_argument("--batch-size", type=int, default=32)
-    gen.add_argument("--device", default="cpu")
+    gen.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ... or auto")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=generate)
     bench = sub.add_parser("bench", help="samples per second of the renderer")
-    bench.add_argument("--sizes", type=int, nargs="+", default=[224, 96, 64])
+    bench.add_argument("--sizes", type=int, nargs="+", default=[224, 96, 64],
+                       help=f"image sides in pixels (default 224 96 64; {SIZE_HELP})")
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--repeats", type=int, default=5, help="timed batches per size (median reported)")
-    bench.add_argument("--device", default="cpu")
+    bench.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ... or auto")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     bench.set_defaults(func=bench_command)
 
 
-def _device(name: str):
-    import torch
-
+def _pick_device(name: str):
+    """The device called ``name``, or a UsageError naming the problem."""
     from dsnet.commands import UsageError
+    from dsnet.device import pick_device
 
     try:
-        device = torch.device(name)
-        torch.empty(1, device=device)
-    except (RuntimeError, AssertionError) as error:
-        raise UsageError(f"device {name!r} is not available ({str(error).splitlines()[0]})") from None
-    return device
+        return pick_device(name)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
 
 
 def generate(args: argparse.Namespace) -> int:
+    """Check every option, then the folder (in ``write_modest``), before writing anything."""
     from dsnet.commands import UsageError
     from dsnet.modest import ModestError, write_modest
 
-    if args.count < 1 or args.size < 8 or args.fg_per_bg < 1 or args.batch_size < 1:
-        raise UsageError("--count, --fg-per-bg and --batch-size must be >= 1, --size >= 8")
+    if args.count < 1 or args.fg_per_bg < 1 or args.batch_size < 1:
+        raise UsageError("--count, --fg-per-bg and --batch-size must be >= 1")
+    if not 8 <= args.size <= MAX_SIZE:
+        raise UsageError(f"--size must be from 8 to {MAX_SIZE} pixels, not {args.size}")
     if not 1 <= args.quality <= 100:
         raise UsageError("--quality must be in 1..100")
+    device = _pick_device(args.device)
     try:
         root = write_modest(args.out, args.count, size=args.size, seed=args.seed, fg_per_bg=args.fg_per_bg,
                             split=args.split, quality=args.quality, batch_size=args.batch_size,
-                            device=_device(args.device), progress=not args.quiet)
+                            device=device, progress=not args.quiet)
     except ModestError as error:
         raise UsageError(str(error)) from None
     print(f"{args.count} samples in {root}")
@@ -97,11 +106,11 @@ def bench_command(args: argparse.Namespace) -> int:
 
     from dsnet.commands import UsageError
 
-    if min(args.sizes) < 8 or args.batch_size < 1 or args.repeats < 1:
-        raise UsageError("--sizes must be >= 8, --batch-size and --repeats >= 1")
+    if not 8 <= min(args.sizes) <= max(args.sizes) <= MAX_SIZE or args.batch_size < 1 or args.repeats < 1:
+        raise UsageError(f"--sizes must be from 8 to {MAX_SIZE}, --batch-size and --repeats >= 1")
     if args.threads:
         torch.set_num_threads(args.threads)
-    device = _device(args.device)
+    device = _pick_device(args.device)
     print(f"device {device}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "
           f"median of {args.repeats}")
     for size, rate in bench(args.sizes, args.batch_size, args.repeats, device).items():
