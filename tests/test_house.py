@@ -21,9 +21,14 @@ GENERATED = "# Generated from "
 
 
 def chapter_order(root: Path) -> dict[str, int]:
+    """``{"book/NAME.md": place}``; a chapter's sections (its sub-pages) share the chapter's place."""
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    files = [toc["root"]] + [c["file"] for part in toc.get("parts", []) for c in part["chapters"]]
-    return {f"{name}.md": i for i, name in enumerate(files)}
+    order = {f"{toc['root']}.md": 0}
+    chapters = [c for part in toc.get("parts", []) for c in part["chapters"]]
+    for place, chapter in enumerate(chapters, start=1):
+        for entry in [chapter, *chapter.get("sections", [])]:
+            order[f"{entry['file']}.md"] = place
+    return order
 
 
 def dsnet_imports(path: Path) -> set[str]:
