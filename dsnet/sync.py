@@ -82,11 +82,12 @@ def find_project(start: Path | None = None) -> Project | None:
 def setup_cell_source(repository_url: str) -> str:
     """The first code cell of every chapter: installs dsnet in Colab, nothing elsewhere."""
     return (
-        "# In Colab, install dsnet from the book's repository; elsewhere this does nothing.\n"
+        "# In Colab, install dsnet (with what its chapters import and Colab lacks) from the book's\n"
+        "# repository; elsewhere this does nothing.\n"
         "import sys\n"
         "\n"
         'if "google.colab" in sys.modules:\n'
-        f'    %pip install --quiet "dsnet @ git+{repository_url}"'
+        f'    %pip install --quiet "dsnet[colab] @ git+{repository_url}"'
     )
 
 
