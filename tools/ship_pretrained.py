@@ -39,6 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--machine", required=True, help="where it ran, e.g. '2-core CPU (no GPU)'")
     parser.add_argument("--note", default="", help="anything a reader should know about the run")
     parser.add_argument("--force", action="store_true", help="replace even if the test metrics are not better")
+    parser.add_argument("--to", type=Path, default=None, metavar="DIR",
+                        help="write the three files into DIR instead of the package (tools/gpu_run.sh does this); "
+                             "the comparison with the shipped metrics is still printed")
     args = parser.parse_args(argv)
 
     state = load_checkpoint(args.run / "best.pt")
@@ -51,11 +54,16 @@ def main(argv: list[str] | None = None) -> int:
     test = evaluate(model.to(device), eval_batches(config, "test", size, device, Ranks()), build_loss(config.loss),
                     config, amp_dtype(device, config.amp))
     files = pretrained_files()
-    if files["manifest"].exists() and not args.force:
+    if files["manifest"].exists():
         old = json.loads(files["manifest"].read_text())["test"]
-        if not better(test, old):
+        print(f"{'beats' if better(test, old) else 'does not beat'} the shipped weights: mask IoU "
+              f"{test['mask_iou']:.4f} vs {old['mask_iou']:.4f}, depth RMSE {test['depth_rmse']:.4f} vs "
+              f"{old['depth_rmse']:.4f}")
+        if not better(test, old) and not args.force and args.to is None:
             print(f"not shipped: test metrics {test} do not beat the shipped {old}", file=sys.stderr)
             return 1
+    if args.to is not None:
+        files = {name: args.to / path.name for name, path in files.items()}
     config = state["config"]
     save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
                                                     "train_size": str(size), "config": config})
