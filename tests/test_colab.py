@@ -1,0 +1,74 @@
+"""Every chapter runs in Colab's environment after its first cell alone.
+
+A virtual environment is pinned to the packages of Colab's GPU runtime as Google publishes them
+(googlecolab/backend-info, pip-freeze.gpu.txt): numpy 2.0.2, matplotlib 3.10.0, pillow 11.3.0,
+tqdm 4.67.3, safetensors 0.7.0, jupytext 1.19.3 and ipywidgets 7.7.1, with neither torchinfo nor
+nbval. Two exceptions: this machine's Python, and torch 2.13.0 (the only CPU build on its disk;
+Colab has 2.11, and the code keeps to 2.11's API). Each stored ``book/*.ipynb`` then runs as a
+reader gets it, with ``google.colab`` present, so its setup cell installs ``dsnet[colab]`` (here
+from a wheel of this checkout) and the Training chapter resumes instead of starting over. The
+Training chapter runs the smoke profile (``DSNET_PROFILE=smoke``).
+
+The environment is built once and kept in ``_build/colab-venv`` (rebuilt when the pins change).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+COLAB_PINS = ["numpy==2.0.2", "matplotlib==3.10.0", "pillow==11.3.0", "tqdm==4.67.3", "safetensors==0.7.0",
+              "jupytext==1.19.3", "ipywidgets==7.7.1"]
+RUNNER = ["ipykernel", "nbclient", "nbformat"]   # Colab's own kernel machinery, here from PyPI
+TORCH = "torch==2.13.0"
+
+
+def pip(python: Path, *args: str) -> None:
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+                   check=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def colab_python() -> Path:
+    folder = ROOT / "_build" / "colab-venv"
+    python, stamp = folder / "bin" / "python", folder / "pins.json"
+    pins = [TORCH, *COLAB_PINS, *RUNNER]
+    if not (python.exists() and stamp.exists() and json.loads(stamp.read_text()) == pins):
+        venv.create(folder, with_pip=True, clear=True)
+        pip(python, TORCH)
+        pip(python, *COLAB_PINS, *RUNNER)
+        stamp.write_text(json.dumps(pins))
+    return python
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--disable-pip-version-check",
+                    "-w", str(out), str(ROOT)], check=True, timeout=600)
+    return next(out.glob("dsnet-*.whl"))
+
+
+def test_the_environment_is_colabs(colab_python):
+    script = ("import importlib.metadata as m, importlib.util as u, json; print(json.dumps("
+              "{p: m.version(p) for p in ('numpy', 'matplotlib', 'pillow', 'ipywidgets', 'tqdm')} | "
+              "{'torchinfo': bool(u.find_spec('torchinfo')), 'nbval': bool(u.find_spec('nbval'))}))")
+    versions = json.loads(subprocess.run([str(colab_python), "-c", script], capture_output=True, text=True,
+                                         check=True).stdout)
+    assert versions == {"numpy": "2.0.2", "matplotlib": "3.10.0", "pillow": "11.3.0", "ipywidgets": "7.7.1",
+                        "tqdm": "4.67.3", "torchinfo": False, "nbval": False}
+
+
+def test_every_chapter_runs_in_colab_after_its_setup_cell(colab_python, wheel, tmp_path):
+    notebooks = sorted(str(p) for p in (ROOT / "book").glob("*.ipynb"))
+    env = {**os.environ, "DSNET_PROFILE": "smoke", "PYTHONPATH": ""}
+    result = subprocess.run([str(colab_python), str(ROOT / "tests" / "colab" / "run_chapters.py"), str(wheel),
+                             str(tmp_path), *notebooks], capture_output=True, text=True, env=env, timeout=3000)
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert result.stdout.count(": ok in ") == len(notebooks), result.stdout
