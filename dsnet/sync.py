@@ -283,7 +283,7 @@ def execute(chapter: Path, project: Project, timeout: int = 900):
     nb = book_notebook(chapter)
     result = single_nb_execution(nb, cwd=str(chapter.parent), timeout=timeout, allow_errors=False)
     if result.err is not None:
-        message = (result.exc_string or repr(result.err)).strip().splitlines()
+        message = re.sub(r"\x1b\[[0-9;]*m", "", result.exc_string or repr(result.err)).strip().splitlines()
         raise SystemExit(f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(message[-12:]))
     get_cache(str(cache_path(project))).cache_notebook_bundle(
         CacheBundleIn(nb, str(chapter), data={"execution_seconds": result.time}),
