@@ -1,4 +1,4 @@
-# Generated from book/data.md by `python -m dsnet.sync`.
+# Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
 """The MODEST Museum layout on disk: a resumable writer for the synthetic museum, and a
 reader for a written folder or for the real download."""

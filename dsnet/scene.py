@@ -1,4 +1,4 @@
-# Generated from book/data.md by `python -m dsnet.sync`.
+# Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
 """A procedural museum: random rooms with paintings, human-like figures and props, ray-cast
 in batches with PyTorch, with exact foreground masks and depth."""
@@ -518,7 +518,7 @@ def draw_foreground(u: Tensor, scene: Scene) -> Foreground:
     o = scene.camera.origin
     parts, valid = [], []
     for k in range(N_FIGURES + N_PROPS):
-        # a direction within (a bit more than) the field of view, a distance up to the wall
+        # a direction within the horizontal field of view, a distance up to the wall
         phi = scene.camera.yaw + d(-0.5, 0.5) * scene.camera.hfov
         s, c = torch.sin(phi), torch.cos(phi)
         tx = torch.where(s > 0, (X / 2 - 0.35 - o[:, 0]) / s.clamp(min=1e-9),

@@ -94,6 +94,22 @@ def test_depth_is_planar_on_walls():
     assert 0 < t.min() and t.max() < scene.FAR               # nothing clipped at the far end
 
 
+def test_depth_is_planar_metres_over_far():
+    """A wall 5 m in front of the camera, facing it, is 5 / FAR = 0.25 at every pixel, corners
+    included: depth maps store the distance in front of the camera plane, not along the ray."""
+    from dataclasses import replace
+
+    room = scene.draw_scene(scene.scene_uniforms([(0, 0, 0, 0)], scene.ROOM_DRAWS)).to("cpu")
+    people = scene.draw_foreground(scene.scene_uniforms([(0, 0, 1, 0, 0)], scene.FG_DRAWS), room).to("cpu")
+    hfov = torch.tensor([0.7])
+    camera = scene.Camera(origin=torch.tensor([[0.0, 2.5, 2.0]]), rot=torch.eye(3)[None],
+                          focal=1 / torch.tan(hfov / 2), hfov=hfov, yaw=torch.zeros(1))
+    facing = replace(room, room=replace(room.room, size=torch.tensor([[14.0, 5.0, 14.0]])), camera=camera)
+    out = scene.render(facing, replace(people, valid=torch.zeros_like(people.valid)), 32)
+    assert torch.allclose(out["depth"], torch.full_like(out["depth"], 5 / scene.FAR), atol=1e-5)
+    assert not out["mask"].any()
+
+
 def test_capsule_and_sphere_hits():
     o = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))
     d = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([1.0]))
