@@ -235,3 +235,131 @@ def format_table(report: dict[str, Any]) -> str:
         lines.append(f"{row['size']:>5}  {'generator':<22}{row['generator_ips']:>12.1f}   = "
                      f"{row['generator_over_trainer']:.1f}x the fast trainer (the data issue asks >= 3x)")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the predict path (dsnet bench --predict)
+def _write_pairs(folder, size: int, count: int) -> list[tuple[Any, Any]]:
+    """``count`` rendered test pairs at ``size`` x ``size`` as JPEG files in ``folder/bg`` and
+    ``folder/bg_fg``, as a camera would give them; returns their (BG, BG-FG) paths."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    from dsnet.data import SyntheticMuseum
+
+    folder, data = Path(folder), SyntheticMuseum(size, length=count, split="test")
+    for key in ("bg", "bg_fg"):
+        (folder / key).mkdir(parents=True, exist_ok=True)
+    pairs = []
+    for start in range(0, count, 32):
+        scenes = data.batch(range(start, min(start + 32, count)))
+        for i in range(len(scenes["bg"])):
+            paths = tuple(folder / key / f"pair{start + i:04d}.jpg" for key in ("bg", "bg_fg"))
+            for key, path in zip(("bg", "bg_fg"), paths):
+                Image.fromarray((scenes[key][i].permute(1, 2, 0) * 255).round().byte().numpy()).save(path, quality=90)
+            pairs.append(paths)
+    return pairs
+
+
+def _bench_predictor(device: torch.device):
+    """The shipped weights as ``dsnet predict`` loads them, else an untrained DSResNet (same speed)."""
+    from dsnet.inference import load_predictor
+    from dsnet.io import CheckpointError
+    from dsnet.model import DSResNet
+
+    try:
+        return load_predictor(None, device), "shipped weights"
+    except CheckpointError:
+        return load_predictor(DSResNet().to(device)), "an untrained DSResNet (no shipped weights)"
+
+
+def _forward_steps(model, sizes, pairs: int, count: int, device: torch.device):
+    """``count`` step closures, each running ``model`` on ``pairs`` single pairs at every one of
+    ``sizes``, with the layout prediction uses (channels-last on the CPU)."""
+    layout = torch.channels_last if device.type == "cpu" else torch.contiguous_format
+    inputs = {s: torch.rand(1, 3, *s, device=device).contiguous(memory_format=layout) for s in sizes}
+
+    def step():
+        with torch.inference_mode():
+            for _ in range(pairs):
+                for x in inputs.values():
+                    model(x, x)
+
+    for _ in range(count):
+        yield step
+
+
+def bench_predict(sizes: Sequence[int] = (224,), steps: int = 10, warmup: int = 2, pairs: int = 4,
+                  device: str | torch.device = "auto", log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Pairs/s of the ``dsnet predict`` path on a folder of JPEG pairs (decode, resize, predict, save
+    the mask and depth PNGs, one pair per call as the command does) next to the network's forward
+    passes alone, at each of ``sizes``: one pass at the input's size (``--size N``) and the default
+    plan (mask and depth at their own scales). Medians over ``steps`` steps of ``pairs`` pairs
+    after ``warmup``; the overhead is the predict path's time over the forward passes' time, less 1.
+    Returns a JSON-able dict that :func:`format_predict` prints."""
+    from pathlib import Path
+
+    from dsnet.commands.predict import predict_pairs
+    from dsnet.device import pick_device
+    from dsnet.inference import plan_sizes
+    from dsnet.shapes import size_problem
+
+    problems = [p for p in (size_problem("size", s) for s in sizes) if p]
+    if problems:
+        raise ValueError(problems[0])
+    if steps < 1 or warmup < 0 or pairs < 1:
+        raise ValueError("need steps >= 1, warmup >= 0 and pairs (--batch-size) >= 1")
+    device = pick_device(device)
+    log = log or (lambda message: None)
+    predictor, model_name = _bench_predictor(device)
+    report: dict[str, Any] = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else _cpu_name(),
+        "device_type": device.type, "torch": torch.__version__, "threads": torch.get_num_threads(),
+        "model": model_name, "train_size": predictor.train_size, "pairs_per_step": pairs, "steps": steps,
+        "warmup": warmup, "load_before": _load(), "rows": []}
+    count = warmup + steps
+    for size in sizes:
+        plan = plan_sizes(size, size, None, predictor.train_size)
+        row: dict[str, Any] = {"size": size, "mask_size": list(plan[0]), "depth_size": list(plan[1])}
+        with tempfile.TemporaryDirectory(prefix="dsnet-bench-predict-") as root:
+            log(f"{size}px: writing {count * pairs} JPEG pairs")
+            files = _write_pairs(root, size, count * pairs)
+            chunks = [files[i * pairs:(i + 1) * pairs] for i in range(count)]
+            for key, size_arg in (("one_pass", size), ("default", None)):
+                log(f"{size}px: dsnet predict path, {'--size %d' % size if size_arg else 'default plan'}")
+                times = _timed((lambda chunk=chunk, s=size_arg: predict_pairs(
+                    predictor, chunk, Path(root) / "out", size=s, figures=False, show_progress=False)
+                    for chunk in chunks), warmup, device)
+                row[f"predict_{key}_pairs_per_s"] = _rate(times, pairs)
+        for key, net_sizes in (("one_pass", [(size, size)]), ("default", list(dict.fromkeys(plan)))):
+            log(f"{size}px: forward passes alone at {net_sizes}")
+            times = _timed(_forward_steps(predictor.model.eval(), net_sizes, pairs, count, device), warmup, device)
+            row[f"forward_{key}_pairs_per_s"] = _rate(times, pairs)
+            row[f"overhead_{key}_percent"] = 100 * (row[f"forward_{key}_pairs_per_s"]
+                                                    / row[f"predict_{key}_pairs_per_s"] - 1)
+        report["rows"].append(row)
+    report["load_after"] = _load()
+    return report
+
+
+def format_predict(report: dict[str, Any]) -> str:
+    """The predict-path report as a plain-text table: per size, each forward measurement and the
+    dsnet predict path (decode, resize, predict, save) that runs those passes."""
+    trained = f" (trained at {report['train_size']} px)" if report.get("train_size") else ""
+    lines = [f"{report['device']}, torch {report['torch']}, {report['threads']} CPU threads; {report['model']}"
+             f"{trained}; one pair per call as dsnet predict does; median of {report['steps']} steps of "
+             f"{report['pairs_per_step']} pairs after {report['warmup']} warm-up"]
+    if report.get("load_before"):
+        lines.append(f"load average before {report['load_before']}, after {report.get('load_after')}")
+    lines.append(f"{'size':>5}  {'path (dsnet predict: decode, resize, predict, save PNGs)':<56}{'pairs/s':>9}"
+                 f"{'overhead':>10}")
+    for row in report["rows"]:
+        size, mask, depth = row["size"], row["mask_size"], row["depth_size"]
+        plan = f"mask {mask[0]}x{mask[1]}" + (f", depth {depth[0]}x{depth[1]}" if depth != mask else " and depth")
+        for key, forward, path in (
+                ("one_pass", f"forward at {size}x{size}", f"dsnet predict --no-figure --size {size}"),
+                ("default", f"forward, default plan: {plan}", "dsnet predict --no-figure")):
+            lines.append(f"{size:>5}  {forward:<56}{row[f'forward_{key}_pairs_per_s']:>9.2f}")
+            lines.append(f"{size:>5}    {path:<54}{row[f'predict_{key}_pairs_per_s']:>9.2f}"
+                         f"{row[f'overhead_{key}_percent']:>+9.1f}%")
+    return "\n".join(lines)

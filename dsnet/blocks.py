@@ -26,6 +26,21 @@ class DoubleConvBlock(nn.Sequential):
         )
 
 
+def conv_params(c_in: int, c_out: int, k: int = 1) -> int:
+    """Parameters of a ``k x k`` Conv2d with bias: ``k*k*c_in*c_out`` weights and ``c_out`` biases."""
+    return k * k * c_in * c_out + c_out
+
+
+def double_conv_params(c_in: int, c_out: int) -> int:
+    """Parameters of :class:`DoubleConvBlock`: two 3x3 convs and two batch norms (2 per channel)."""
+    return conv_params(c_in, c_out, 3) + conv_params(c_out, c_out, 3) + 2 * (2 * c_out)
+
+
+def count_parameters(module: nn.Module) -> int:
+    """The parameters ``module`` owns, counted by PyTorch (buffers such as running means excluded)."""
+    return sum(p.numel() for p in module.parameters())
+
+
 class ResEncoderBlock(nn.Module):
     """Double convolution with a 1x1 shortcut, then 2x2 max pooling.
 
@@ -43,6 +58,11 @@ class ResEncoderBlock(nn.Module):
         shortcut = self.shortcut(x)
         skip = self.double_conv(x) + shortcut
         return self.pool(skip), skip
+
+
+def encoder_params(c_in: int, c_out: int) -> int:
+    """Parameters of :class:`ResEncoderBlock`: the double convolution and the 1x1 shortcut."""
+    return double_conv_params(c_in, c_out) + conv_params(c_in, c_out, 1)
 
 
 class ResDecoderBlock(nn.Module):
@@ -68,3 +88,11 @@ class ResDecoderBlock(nn.Module):
         x = torch.cat([x, skip], dim=1)
         shortcut = self.shortcut(x)
         return self.double_conv(x) + shortcut
+
+
+def decoder_params(c_in: int, c_out: int, fuse_pair: bool = False) -> int:
+    """Parameters of :class:`ResDecoderBlock`: transition, optional pair fusion, shortcut and
+    double convolution, all on ``2 * c_out`` channels after the skip is concatenated."""
+    fuse = conv_params(2 * c_out, c_out, 1) if fuse_pair else 0
+    return (conv_params(c_in, c_out, 1) + fuse + conv_params(2 * c_out, c_out, 1)
+            + double_conv_params(2 * c_out, c_out))

@@ -5,6 +5,7 @@ input contract written next to it, checked against the eager model."""
 from __future__ import annotations
 
 import copy
+import errno
 import json
 import os
 import warnings
@@ -14,6 +15,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from dsnet._version import __version__
 from dsnet.data import MODEST_STATS
 from dsnet.io import atomic_write
 from dsnet.inference import ModelSource, load_predictor
@@ -106,17 +108,20 @@ def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | N
     """Write ``model`` (as :func:`dsnet.inference.load_predictor` takes it) to ``path`` as a
     ``torch.export`` program (``.pt2``) or TorchScript (``.ts``), and its input contract to
     ``path + '.json'``. ``size``: the image size of a ``torch.export`` program (default: the
-    training size, else 224); TorchScript takes any valid size. Both files appear only after the
-    artifact, loaded back, matched the eager model within 1e-4. Returns the contract."""
+    training size, else 224); TorchScript takes any valid size. The destination is checked first
+    (:func:`check_writable`); both files appear only after the artifact, loaded back, matched the
+    eager model within 1e-4. Returns the contract."""
     path = Path(path)
     kind = format_of(path, format)
+    if size is not None:
+        size = (size, size) if isinstance(size, int) else tuple(size)
+        check_input_size(*size)
     predictor = load_predictor(model, "cpu")
+    check_writable(path)
     if size is None:
-        size = predictor.train_size or 224
-    size = (size, size) if isinstance(size, int) else tuple(size)
-    check_input_size(*size)
+        size = (predictor.train_size or 224,) * 2
     eager = Deployable(copy.deepcopy(predictor.model).float().cpu().eval()).eval()
-    staged = path.with_name(f".{path.name}.{os.getpid()}.staged")
+    staged = path.with_name(f".{path.name}.{os.getpid()}.tmp{FORMATS[kind]}")  # torch warns about other suffixes
     try:
         _write(kind, eager, _example(size, 2, seed=0), staged)
         # any batch size, and (TorchScript) another size than the example's
@@ -127,16 +132,32 @@ def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | N
         if not difference <= TOLERANCE:
             raise RuntimeError(f"the exported model differs from the eager one by {difference:.3g}")
         contract = _contract(kind, path, size, predictor, difference)
-        atomic_write(path, lambda tmp: os.replace(staged, tmp))
+        os.replace(staged, path)
     finally:
         staged.unlink(missing_ok=True)
     atomic_write(contract_path(path), lambda tmp: tmp.write_text(json.dumps(contract, indent=1) + "\n"))
     return contract
 
 
-def _contract(kind: str, path: Path, size: tuple[int, int], predictor, difference: float) -> dict[str, Any]:
-    from dsnet import __version__
+def check_writable(path: Path) -> None:
+    """Fail now, not after the export, when the file ``path`` cannot be written: ValueError for a
+    folder, ``NotADirectoryError`` when a parent is a file, the OS's error for a folder that cannot
+    be created or written to. Creates the missing folders."""
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder; name the file to write, e.g. {path / 'dsresnet.pt2'}")
+    blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
+    if blocker is not None:
+        raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: {blocker} is a file, not a folder")
+    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise type(error)(error.errno, f"cannot write {path}: {error.strerror or type(error).__name__}") from None
 
+
+def _contract(kind: str, path: Path, size: tuple[int, int], predictor, difference: float) -> dict[str, Any]:
     if kind == "export":
         shape, sizes = f"(N, 3, {size[0]}, {size[1]})", f"exactly {size[0]} x {size[1]} (resize your images)"
     else:

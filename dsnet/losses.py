@@ -129,7 +129,7 @@ PRESETS: dict[str, str] = {
     "seed": "2*rmse:depth + bce:mask + 2*dice:mask",
     "seed_ssim": "2*ssim:depth + dice:mask",
 }
-"""Named specs: the seed project's best combination and its SSIM variant."""
+"""Named specs: the seed project's best combination, and our variant with SSIM on the depth."""
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,12 @@
 # Generated from book/losses_metrics.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
 """Streaming metrics for DSResNet's mask and depth heads: the seed's soft IoU and depth
-RMSE, hard IoU and Dice at a threshold, and the depth metrics AbsRel and delta < 1.25**k.
+RMSE, hard IoU and Dice at a threshold, the depth metrics AbsRel and delta < 1.25**k, and two
+that ignore each image's scale: the scale-aligned RMSE and the scale-invariant log error (SILog).
 
 :class:`SegDepthMetrics` accumulates float64 sums over batches of any size (per-image means for
-the mask, per-pixel means for the depth), so the result does not depend on the batching.
+the mask and SILog, per-pixel means for the other depth metrics), so the result does not depend
+on the batching.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ METRICS: dict[str, bool] = {
     "mask_iou": True,
     "mask_dice": True,
     "depth_rmse": False,
+    "depth_rmse_scaled": False,
+    "depth_silog": False,
     "depth_abs_rel": False,
     "depth_delta1": True,
     "depth_delta2": True,
@@ -65,8 +69,61 @@ def dice_score(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
     return _ratio_or_one(2 * both, predicted + actual)
 
 
+def best_scale(depth: Tensor, target: Tensor, min_depth: float = 1e-4) -> Tensor:
+    """Per image, the least-squares factor ``s = sum(p*t) / sum(p*p)`` that makes ``s * depth``
+    fit ``target`` best over the pixels whose target is greater than ``min_depth``; shape ``(B,)``,
+    float64, and 1 where that sum is 0 (no such pixel, or a zero prediction on all of them)."""
+    check_same_shape("best_scale", depth, target, batched=True)
+    valid = target > min_depth
+    p = torch.where(valid, depth.double(), 0.0).flatten(1)
+    t = torch.where(valid, target.double(), 0.0).flatten(1)
+    return _ratio_or_one((p * t).sum(1), (p * p).sum(1))
+
+
+def silog(depth: Tensor, target: Tensor, min_depth: float = 1e-4) -> Tensor:
+    """Scale-invariant log error per image (Eigen et al. 2014 with lambda = 1, not times 100):
+    with ``g = log(max(depth, min_depth)) - log(target)`` over the pixels whose target is greater
+    than ``min_depth``, ``sqrt(mean(g**2) - mean(g)**2)``, the standard deviation of ``g``.
+    Shape ``(B,)``, float64; nan for an image without such pixels."""
+    check_same_shape("silog", depth, target, batched=True)
+    target = target.double()
+    valid = target > min_depth
+    log_ratio = torch.log(depth.double().clamp_min(min_depth)) - torch.log(torch.where(valid, target, 1.0))
+    log_ratio = torch.where(valid, log_ratio, 0.0).flatten(1)
+    count = valid.flatten(1).sum(1)
+    mean = log_ratio.sum(1) / count.clamp_min(1)
+    # two passes (mean first, then the spread around it): mean(g**2) - mean(g)**2 would cancel badly
+    spread = torch.where(valid.flatten(1), log_ratio - mean[:, None], 0.0)
+    variance = (spread * spread).sum(1) / count.clamp_min(1)
+    return torch.where(count > 0, variance.sqrt(), math.nan)
+
+
 _STATE = ("images", "soft_iou", "iou", "dice",
-          "depth_pixels", "depth_sq_err", "depth_abs_rel", "depth_delta1", "depth_delta2", "depth_delta3")
+          "depth_pixels", "depth_sq_err", "depth_sq_err_scaled", "depth_abs_rel",
+          "depth_delta1", "depth_delta2", "depth_delta3", "depth_images", "depth_silog")
+
+
+def _depth_sums(d: Tensor, target: Tensor, min_depth: float) -> Tensor:
+    """The depth sums of one batch, in the order of ``_STATE[4:]``: predicted depth ``d`` and
+    ``target``, both float64 ``(B, ...)``. Masking with ``torch.where``, not boolean indexing,
+    keeps it free of host synchronisations."""
+    valid = target > min_depth
+    d_star = torch.where(valid, target, torch.ones_like(target))  # no division by 0 below
+    error = torch.where(valid, d - d_star, torch.zeros_like(d))
+    scale = best_scale(d, target, min_depth).view(-1, *[1] * (d.dim() - 1))
+    scaled_error = torch.where(valid, scale * d - d_star, torch.zeros_like(d))
+    ratio = torch.maximum(d / d_star, d_star / d)  # inf where d == 0: outside every delta
+    per_image = silog(d, target, min_depth)
+    has_depth = ~per_image.isnan()
+    return torch.stack([
+        valid.sum().double(),
+        (error * error).sum(),
+        (scaled_error * scaled_error).sum(),
+        (error.abs() / d_star).sum(),
+        *[(valid & (ratio < 1.25**k)).sum().double() for k in (1, 2, 3)],
+        has_depth.sum().double(),
+        torch.where(has_depth, per_image, torch.zeros_like(per_image)).sum(),
+    ])
 
 
 class SegDepthMetrics:
@@ -80,7 +137,10 @@ class SegDepthMetrics:
     - ``mask_iou``, ``mask_dice``: IoU and Dice (F1) of the masks thresholded at
       ``mask_threshold``, per image;
     - ``depth_rmse``, ``depth_abs_rel``, ``depth_delta1..3``: over all pixels whose target is
-      greater than ``min_depth`` (nan if there is none).
+      greater than ``min_depth`` (nan if there is none);
+    - ``depth_rmse_scaled``: the same RMSE after each image's prediction is multiplied by its
+      :func:`best_scale`;
+    - ``depth_silog``: :func:`silog` per image, averaged over the images with such pixels.
 
     Per-image metrics are averaged over images, per-pixel ones over pixels, so the result does not
     depend on the batching. The sums live in :attr:`state`, a float64 tensor on the device of the
@@ -119,19 +179,7 @@ class SegDepthMetrics:
             _ratio_or_one(2 * both, predicted + actual).sum(),
         ])
 
-        # Masking with torch.where, not boolean indexing, keeps the update free of host syncs.
-        target = batch["depth"].double()
-        valid = target > self.min_depth
-        d = torch.sigmoid(depth_logits.double())
-        d_star = torch.where(valid, target, torch.ones_like(target))  # no division by 0 below
-        error = torch.where(valid, d - d_star, torch.zeros_like(d))
-        ratio = torch.maximum(d / d_star, d_star / d)  # inf where d == 0: outside every delta
-        depth_sums = torch.stack([
-            valid.sum().double(),
-            (error * error).sum(),
-            (error.abs() / d_star).sum(),
-            *[(valid & (ratio < 1.25**k)).sum().double() for k in (1, 2, 3)],
-        ])
+        depth_sums = _depth_sums(torch.sigmoid(depth_logits.double()), batch["depth"].double(), self.min_depth)
         self.state += torch.cat([mask_sums, depth_sums]).to(self.state.device)
 
     def compute(self) -> dict[str, float]:
@@ -149,6 +197,8 @@ class SegDepthMetrics:
             "mask_iou": s["iou"] / n,
             "mask_dice": s["dice"] / n,
             "depth_rmse": math.sqrt(per_pixel(s["depth_sq_err"])),
+            "depth_rmse_scaled": math.sqrt(per_pixel(s["depth_sq_err_scaled"])),
+            "depth_silog": s["depth_silog"] / s["depth_images"] if s["depth_images"] else math.nan,
             "depth_abs_rel": per_pixel(s["depth_abs_rel"]),
             "depth_delta1": per_pixel(s["depth_delta1"]),
             "depth_delta2": per_pixel(s["depth_delta2"]),

@@ -2,7 +2,9 @@
 input as one line on stderr with exit status 2 and nothing written."""
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
+import dsnet.images
 from dsnet.cli import main
 from dsnet.data import SyntheticMuseum
 from dsnet.io import save_checkpoint
@@ -117,10 +120,84 @@ def test_the_console_script_prints_no_traceback(photos, tmp_path):
 
 def test_help_explains_every_option():
     for command, options in (("predict", ("--bg", "--bg-fg", "--out", "--checkpoint", "--size", "--threshold",
-                                          "--device", "--no-figure")),
+                                          "--device", "--no-figure", "--overwrite")),
                              ("export", ("--checkpoint", "--out", "--format", "--size"))):
         result = subprocess.run([sys.executable, "-m", "dsnet", command, "--help"], capture_output=True, text=True,
                                 timeout=120)
         assert result.returncode == 0
         for option in options:
             assert option in result.stdout, (command, option)
+
+
+def copy_photos(photos: Path, to: Path) -> Path:
+    shutil.copytree(photos, to)
+    return to
+
+
+def test_every_input_is_decoded_before_the_first_output_is_written(photos, checkpoint, tmp_path, capsys):
+    folder = copy_photos(photos, tmp_path / "photos")
+    Image.new("RGB", (96, 64), "gray").save(folder / "bg" / "zz.jpg")
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), np.uint8)).save(folder / "bg_fg" / "zz.jpg")
+    data = (folder / "bg_fg" / "zz.jpg").read_bytes()
+    (folder / "bg_fg" / "zz.jpg").write_bytes(data[:len(data) // 2])        # the last pair, cut short
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "--bg", folder / "bg", "--bg-fg", folder / "bg_fg", "--out", out,
+                       "--checkpoint", checkpoint)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert re.search(r"zz.jpg is not an image that PIL can read \(OSError: image file is truncated", err), err
+    assert not out.exists()                                              # room0 to room2 were not written either
+
+
+def test_an_image_over_the_size_limit_is_refused_before_anything_is_written(photos, checkpoint, tmp_path, capsys,
+                                                                          monkeypatch):
+    monkeypatch.setattr(dsnet.images, "MAX_PIXELS", 64 * 64)
+    out = tmp_path / "out"
+    code, _, err = run(capsys, "--bg", photos / "bg", "--bg-fg", photos / "bg_fg", "--out", out,
+                       "--checkpoint", checkpoint)
+    assert code == 2 and len(err.strip().splitlines()) == 1, err
+    assert "room0.jpg is 64x96 pixels, more than dsnet takes (4,096 pixels, e.g. 64x64); scale it down first" in err
+    assert not out.exists()
+
+
+def test_existing_outputs_are_kept_unless_overwrite_is_given(photos, checkpoint, tmp_path, capsys):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")                              # other files are no clash
+    args = ["--bg", photos / "bg", "--bg-fg", photos / "bg_fg", "--out", out, "--checkpoint", checkpoint,
+            "--no-figure"]
+    assert run(capsys, *args)[0] == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+    code, _, err = run(capsys, *args)
+    assert code == 2 and err.strip() == (f"dsnet predict: error: {out / 'room0_mask.png'} exists already; pass "
+                                         "--overwrite to replace it, or choose another --out")
+    assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    (out / "room1_depth.png").write_bytes(b"stale")
+    code, stdout, err = run(capsys, *args, "--overwrite")
+    assert code == 0 and "wrote 6 files for 3 pair(s)" in stdout, err
+    assert Image.open(out / "room1_depth.png").size == (96, 64) and (out / "notes.txt").read_text() == "mine"
+    code, _, err = run(capsys, "--bg", photos / "bg", "--bg-fg", photos / "bg_fg", "--out", out,
+                       "--checkpoint", checkpoint)                       # the figures would be new files, the rest not
+    assert code == 2 and "room0_mask.png exists already" in err
+
+
+def test_an_unknown_device_is_one_line(photos, checkpoint, tmp_path, capsys):
+    code, _, err = run(capsys, "--bg", photos / "bg/room0.jpg", "--bg-fg", photos / "bg_fg/room0.jpg",
+                       "--out", tmp_path / "out", "--checkpoint", checkpoint, "--device", "tpu")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--device: device 'tpu'" in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_bench_predict_reports_the_overhead_over_the_forward_pass(tmp_path, capsys):
+    report_file = tmp_path / "bench.json"
+    code = main(["bench", "--predict", "--sizes", "64", "--steps", "1", "--warmup", "0", "--batch-size", "1",
+                 "--device", "cpu", "--quiet", "--json", str(report_file)])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert re.search(r"64    dsnet predict --no-figure --size 64 +\d+\.\d\d +[+-]\d+\.\d%", out), out
+    row = json.loads(report_file.read_text())["rows"][0]
+    for key in ("one_pass", "default"):
+        assert row[f"predict_{key}_pairs_per_s"] > 0 and row[f"forward_{key}_pairs_per_s"] > 0
+        want = 100 * (row[f"forward_{key}_pairs_per_s"] / row[f"predict_{key}_pairs_per_s"] - 1)
+        assert row[f"overhead_{key}_percent"] == pytest.approx(want)
+    assert json.loads(report_file.read_text())["command"].endswith("--predict")
+    assert main(["bench", "--predict", "--compile"]) == 2

@@ -2,6 +2,9 @@
 from __future__ import annotations
 
 import json
+import logging
+import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,11 +26,39 @@ def checkpoint(tmp_path_factory) -> Path:
     return tiny_checkpoint(tmp_path_factory)
 
 
+class Collect(logging.Handler):
+    def __init__(self):
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record):
+        self.messages.append(record.getMessage())
+
+
 @pytest.fixture(scope="module")
-def program(checkpoint, tmp_path_factory) -> Path:
+def exported(checkpoint, tmp_path_factory) -> tuple[Path, list[str]]:
+    """A torch.export program, and every Python warning and torch log warning its export gave."""
     path = tmp_path_factory.mktemp("export") / "dsresnet.pt2"
-    export_model(checkpoint, path)
-    return path
+    logs, loggers = Collect(), [logging.getLogger(name) for name in ("torch", "torch.export")]  # the second
+    for logger in loggers:                                                      # does not propagate
+        logger.addHandler(logs)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            export_model(checkpoint, path)
+    finally:
+        for logger in loggers:
+            logger.removeHandler(logs)
+    return path, [str(w.message) for w in caught] + logs.messages
+
+
+@pytest.fixture(scope="module")
+def program(exported) -> Path:
+    return exported[0]
+
+
+def test_a_successful_export_warns_about_nothing(exported):
+    assert exported[1] == []
 
 
 def inputs(batch: int, height: int, width: int, seed: int = 5):
@@ -120,3 +151,23 @@ def test_cli_export_errors(checkpoint, tmp_path, capsys):
         out, err = capsys.readouterr()
         assert code == 2 and message in err and len(err.strip().splitlines()) == 1, (args, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unwritable_destination_fails_before_any_export_work(checkpoint, tmp_path, monkeypatch, capsys):
+    (tmp_path / "a_file").write_text("")
+
+    def no_export(*args, **kwargs):
+        raise AssertionError("exported before checking the destination")
+
+    monkeypatch.setattr(dsnet.export, "_write", no_export)
+    start = time.perf_counter()
+    with pytest.raises(NotADirectoryError, match=r"cannot write .*a_file/sub/m.pt2: .*a_file is a file, not a folder"):
+        export_model(checkpoint, tmp_path / "a_file" / "sub" / "m.pt2")
+    with pytest.raises(ValueError, match="is a folder; name the file to write"):
+        export_model(checkpoint, tmp_path)
+    code = main(["export", "--checkpoint", str(checkpoint), "--out", str(tmp_path / "a_file" / "m.pt2")])
+    _, err = capsys.readouterr()
+    assert code == 2 and err.strip() == (f"dsnet export: error: cannot write {tmp_path / 'a_file' / 'm.pt2'}: "
+                                         f"{tmp_path / 'a_file'} is a file, not a folder")
+    assert time.perf_counter() - start < 5
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]

@@ -9,7 +9,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from dsnet.losses import build_loss
-from dsnet.metrics import METRICS, SegDepthMetrics, dice_score, hard_iou, soft_iou
+from dsnet.metrics import METRICS, SegDepthMetrics, best_scale, dice_score, hard_iou, silog, soft_iou
 from dsnet.model import Prediction
 
 
@@ -30,11 +30,22 @@ def _worked_example():
     return prediction, batch
 
 
+def _std(values) -> float:
+    """Population standard deviation, by its definition."""
+    mean = sum(values) / len(values)
+    return math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
 HAND = {
     "mask_soft_iou": (1.65 / 2.35 + 0.75 / 2.1) / 2,
     "mask_iou": (1 + 1 / 2) / 2,
     "mask_dice": (1 + 2 / 3) / 2,
     "depth_rmse": math.sqrt((0.05**2 + 0.25**2 + 0.2**2) / 6),
+    # image 1 rescaled by 0.8 misses by 0.1 on each of its 3 pixels; image 2, rescaled by
+    # s = 0.97 / 0.93, keeps sum(t**2) - sum(p*t)**2 / sum(p**2)
+    "depth_rmse_scaled": math.sqrt((0.03 + 1.05 - 0.97**2 / 0.93) / 6),
+    # standard deviations of the log-ratios (0, log(0.25/0.3), log(1.5)) and (0, -log 2, 0)
+    "depth_silog": (_std([0, math.log(0.25 / 0.3), math.log(1.5)]) + math.log(2) * math.sqrt(2) / 3) / 2,
     "depth_abs_rel": (0.05 / 0.3 + 0.25 / 0.5 + 0.2 / 0.4) / 6,
     "depth_delta1": 4 / 6,
     "depth_delta2": 5 / 6,
@@ -98,6 +109,71 @@ def test_zero_depth_prediction_fails_every_delta():
                    {"depth": torch.full((1, 1, 1, 1), 0.5), "mask": torch.ones(1, 1, 1, 1)})
     result = metrics.compute()
     assert result["depth_delta3"] == 0 and result["depth_abs_rel"] == pytest.approx(1)
+
+
+def _depth_only(depth: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """The metrics of predicted depth values (not logits) against ``target``, masks all empty."""
+    metrics = SegDepthMetrics()
+    metrics.update(Prediction(torch.logit(depth.double()), torch.full_like(depth, -10.0)),
+                   {"depth": target.double(), "mask": torch.zeros_like(target)})
+    return metrics.compute()
+
+
+def test_a_prediction_right_up_to_a_scale_per_image_has_zero_scaled_rmse_and_silog():
+    g = torch.Generator().manual_seed(3)
+    truth = 0.05 + 0.6 * torch.rand(3, 1, 8, 8, generator=g, dtype=torch.float64)
+    for factors in ([1.3, 1.3, 1.3], [0.6, 1.0, 1.5]):
+        result = _depth_only(truth * torch.tensor(factors, dtype=torch.float64).view(-1, 1, 1, 1), truth)
+        assert result["depth_rmse_scaled"] == pytest.approx(0, abs=1e-12)
+        assert result["depth_silog"] == pytest.approx(0, abs=1e-12)
+        assert result["depth_rmse"] > 0.01 and result["depth_abs_rel"] > 0.2
+    torch.testing.assert_close(best_scale(truth * 1.3, truth), torch.full((3,), 1 / 1.3, dtype=torch.float64))
+
+
+def test_scaled_rmse_matches_the_results_chapter_by_hand():
+    # book/training_results.md: per image s = sum(p*t) / sum(p*p) over valid pixels, pooled RMSE
+    g = torch.Generator().manual_seed(4)
+    truth = torch.rand(5, 1, 9, 9, generator=g, dtype=torch.float64) * (torch.rand(5, 1, 9, 9, generator=g) > 0.3)
+    pred = torch.rand(5, 1, 9, 9, generator=g, dtype=torch.float64).clamp(0.01, 0.99)
+    valid = truth > 1e-4
+    scale = (pred * truth * valid).sum(dim=(1, 2, 3)) / (pred * pred * valid).sum(dim=(1, 2, 3))
+    by_hand = ((pred * scale.view(-1, 1, 1, 1) - truth)[valid] ** 2).mean().sqrt().item()
+    assert _depth_only(pred, truth)["depth_rmse_scaled"] == pytest.approx(by_hand, rel=1e-12)
+    assert _depth_only(pred, truth)["depth_rmse_scaled"] < _depth_only(pred, truth)["depth_rmse"]
+
+
+def test_silog_by_value_lambda_one_natural_log_not_times_100():
+    # log-ratios (0, log 2): mean(g**2) - mean(g)**2 = (log 2)**2 / 4
+    result = _depth_only(torch.tensor([[[[0.2, 0.4]]]]), torch.tensor([[[[0.2, 0.2]]]]))
+    assert result["depth_silog"] == pytest.approx(math.log(2) / 2, rel=1e-12)
+    per_image = silog(torch.tensor([[[[0.2, 0.4]]], [[[0.3, 0.3]]]]), torch.tensor([[[[0.2, 0.2]]], [[[0.1, 0.2]]]]))
+    torch.testing.assert_close(per_image, torch.tensor([math.log(2) / 2, math.log(2) / 2], dtype=torch.float64))
+
+
+def test_silog_clamps_a_zero_prediction_and_averages_over_images_with_depth():
+    # A prediction of exactly 0 counts as min_depth = 1e-4: finite.
+    zero_here = silog(torch.tensor([[[[0.0, 0.5]]]]), torch.tensor([[[[0.5, 0.5]]]]))
+    assert zero_here.item() == pytest.approx(abs(math.log(1e-4 / 0.5)) / 2, rel=1e-12)
+    # The second image has no valid pixel: nan per image, and left out of the average.
+    per_image = silog(torch.tensor([[[[0.2, 0.4]]], [[[0.2, 0.4]]]]), torch.tensor([[[[0.2, 0.2]]], [[[0.0, 0.0]]]]))
+    assert per_image[0].item() == pytest.approx(math.log(2) / 2) and math.isnan(per_image[1].item())
+    result = _depth_only(torch.tensor([[[[0.2, 0.4]]], [[[0.2, 0.4]]]]), torch.tensor([[[[0.2, 0.2]]], [[[0.0, 0.0]]]]))
+    assert result["depth_silog"] == pytest.approx(math.log(2) / 2, rel=1e-12)
+    nothing = _depth_only(torch.full((1, 1, 2, 2), 0.5), torch.zeros(1, 1, 2, 2))
+    assert math.isnan(nothing["depth_silog"]) and math.isnan(nothing["depth_rmse_scaled"])
+
+
+def test_one_batch_of_four_equals_two_batches_of_two():
+    g = torch.Generator().manual_seed(5)
+    depth = torch.rand(4, 1, 10, 10, generator=g) * (torch.rand(4, 1, 10, 10, generator=g) > 0.2)
+    depth[2] = 0  # an image without valid depth in the second batch
+    batch = {"depth": depth, "mask": (torch.rand(4, 1, 10, 10, generator=g) > 0.6).float()}
+    prediction = Prediction(torch.randn(4, 1, 10, 10, generator=g), torch.randn(4, 1, 10, 10, generator=g))
+    whole = _streamed(prediction, batch, 4).compute()
+    halves = _streamed(prediction, batch, 2).compute()
+    for name in METRICS:
+        assert halves[name] == pytest.approx(whole[name], rel=1e-12, abs=1e-15), name
+    assert whole["depth_rmse_scaled"] < whole["depth_rmse"] and whole["depth_silog"] > 0
 
 
 def _random_split(images: int = 23, size: int = 12, seed: int = 0):
@@ -171,7 +247,7 @@ def test_a_mask_without_its_channel_reads_the_same_from_loss_and_metrics():
     assert str(from_metrics.value) == f"mask: {expected}"
 
 
-@pytest.mark.parametrize("fn", [soft_iou, hard_iou, dice_score])
+@pytest.mark.parametrize("fn", [soft_iou, hard_iou, dice_score, best_scale, silog])
 def test_per_image_metrics_need_a_batch_dimension(fn):
     with pytest.raises(ValueError, match=r"expected a batch of images \(B, \.\.\.\), got shape \(4,\); add the batch"):
         fn(torch.rand(4), torch.rand(4))

@@ -10,13 +10,15 @@ import torch
 from PIL import Image
 from torch import nn
 
+import dsnet.images
 import dsnet.io
 import dsnet.inference
 from dsnet.data import SyntheticMuseum
 from dsnet.io import CheckpointError, load_model, save_checkpoint, save_weights
 from dsnet.model import DSResNet
-from dsnet.inference import (PredictionResult, as_images, load_predictor, model_size, oriented_size, plan_sizes,
-                           predict, save_prediction, training_size)
+from dsnet.images import as_images, oriented_size
+from dsnet.inference import PredictionResult, load_predictor, model_size, plan_sizes, predict, save_prediction
+from dsnet.io import training_size
 from dsnet.train import make_config, model_inputs, train
 
 TINY = dict(stages=((64, 2),), train_samples=32, val_samples=8, test_samples=8, batch_size=8, device="cpu")
@@ -272,7 +274,7 @@ def test_corrupt_and_foreign_checkpoints_give_one_clear_error(checkpoint, tmp_pa
         load_predictor(no_model)
     with pytest.raises(CheckpointError, match="does not exist"):
         load_predictor(tmp_path / "absent.pt")
-    with pytest.raises(CheckpointError, match="does not exist"):
+    with pytest.raises(CheckpointError, match="is a folder without best.pt"):
         load_predictor(tmp_path)                                 # a folder without best.pt
     with pytest.raises(TypeError, match="model must be a checkpoint path"):
         load_predictor(42)
@@ -330,3 +332,75 @@ def test_save_prediction_writes_whole_files(predictor, scene, tmp_path):
     assert np.array_equal(np.asarray(mask) > 127, result.mask)
     assert np.abs(np.asarray(depth).astype(np.float64) / 65535 - result.depth).max() < 1e-4
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["pair_depth.png", "pair_figure.png", "pair_mask.png"]
+
+
+def test_a_model_from_load_pretrained_plans_like_the_default():
+    if not dsnet.io.pretrained_files()["weights"].is_file():
+        pytest.skip("this dsnet has no shipped weights")
+    pair = np.zeros((96, 128, 3), np.uint8)
+    default = predict(pair, pair, device="cpu")
+    passed = predict(pair, pair, model=dsnet.load_pretrained())
+    want = plan_sizes(96, 128, None, dsnet.io.pretrained_manifest()["image_size"])
+    assert want != plan_sizes(96, 128)                                 # the training size changes the plan
+    assert (default.mask_size, default.depth_size) == (passed.mask_size, passed.depth_size) == want
+    np.testing.assert_allclose(passed.mask_prob, default.mask_prob, atol=1e-6)
+
+
+def test_predict_loads_the_shipped_weights_once_per_device(checkpoint, scene, tmp_path, monkeypatch):
+    bg, bg_fg = scene[0]
+    state = dsnet.io.load_checkpoint(checkpoint)
+    files = {"weights": tmp_path / "dsresnet.safetensors", "manifest": tmp_path / "manifest.json",
+             "history": tmp_path / "history.json"}
+    save_weights(load_model(checkpoint), files["weights"], metadata={"config": state["config"]})
+    files["manifest"].write_text(json.dumps({"image_size": 64}))
+    monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: files)
+    monkeypatch.setattr(dsnet.inference, "pretrained_files", lambda: files)
+    loads = []
+    real = dsnet.inference.load_pretrained
+    monkeypatch.setattr(dsnet.inference, "load_pretrained", lambda device=None: loads.append(device) or real(device))
+    dsnet.inference._shipped.cache_clear()
+    results = [predict(bg, bg_fg, device=device) for device in ("cpu", torch.device("cpu"), "cpu")]
+    assert loads == [torch.device("cpu")]                              # read and built once, then kept
+    np.testing.assert_array_equal(results[0].mask_prob, results[2].mask_prob)
+    mine, again = load_predictor(None, "cpu"), load_predictor(None, "cpu")
+    assert len(loads) == 3 and mine.model is not again.model           # load_predictor: a fresh copy each time
+
+
+def test_huge_and_empty_images_are_refused_before_any_work(predictor, tmp_path, monkeypatch):
+    huge = np.broadcast_to(np.uint8(0), (20000, 20000, 3))                # a view: no memory behind it
+    with pytest.raises(ValueError, match=r"^bg is 20000x20000 pixels, more than dsnet takes \(67,108,864 pixels"):
+        predictor(huge, huge)
+    with pytest.raises(ValueError, match=r"^bg_fg is 20000x20000 pixels"):
+        predict(np.zeros((64, 64, 3), np.uint8), torch.zeros(1, 1, 1).expand(3, 20000, 20000), model=predictor)
+    empty = np.zeros((0, 0, 3), np.uint8)
+    with pytest.raises(ValueError, match=r"^bg is 0x0 pixels: an image needs at least one pixel$"):
+        predictor(empty, empty)
+    Image.new("RGB", (400, 300)).save(tmp_path / "big.png")
+    monkeypatch.setattr(dsnet.images, "MAX_PIXELS", 200 * 200)
+    monkeypatch.setattr(predictor, "model", None)                         # nothing may run
+    with pytest.raises(ValueError, match=r"big.png is 300x400 pixels, more than dsnet takes \(40,000 pixels"):
+        predictor(tmp_path / "big.png", tmp_path / "big.png")
+
+
+def test_cpu_inputs_go_in_channels_last(predictor, scene, monkeypatch):
+    bg, bg_fg = scene[0]
+    seen = []
+    model = predictor.model
+    hook = model.register_forward_pre_hook(lambda _m, args: seen.append(
+        all(x.is_contiguous(memory_format=torch.channels_last) for x in args)))
+    try:
+        predictor(bg, bg_fg)
+    finally:
+        hook.remove()
+    assert seen == [True]
+
+
+def test_a_module_in_a_mixed_mode_predicts_in_eval_mode_and_keeps_its_modes(checkpoint, scene):
+    bg, bg_fg = scene[0]
+    want = predict(bg, bg_fg, model=load_model(checkpoint), size=(64, 64))
+    model = load_model(checkpoint)
+    norm = next(m for m in model.modules() if isinstance(m, nn.BatchNorm2d))
+    norm.train()                                                         # one module left in training mode
+    got = predict(bg, bg_fg, model=model, size=(64, 64))
+    np.testing.assert_allclose(got.mask_prob, want.mask_prob, atol=1e-6)
+    assert [m for m in model.modules() if m.training] == [norm]

@@ -3,10 +3,15 @@
     dsnet bench                                   # 96 and 224 px on CUDA if available, else CPU
     dsnet bench --sizes 96 224 --steps 20 --batch-size 64 --compile --json bench.json
     dsnet bench --device cpu --sizes 64 --steps 3 --batch-size 4
+    dsnet bench --predict --sizes 224 --batch-size 4   # the dsnet predict path against the forward pass
 
 The plain way: float32, NCHW, eager, JPEG files decoded by a DataLoader. The fast path: batches
 rendered on the device, channels-last, mixed precision and a fused optimizer on CUDA, optionally
 torch.compile. Medians over the timed steps after warm-up; TFLOP/s from torch's FLOP counter.
+
+With --predict: pairs/s of the dsnet predict path on a folder of JPEG pairs (decode, resize,
+predict, save the mask and depth PNGs) next to the network's forward passes alone, and the
+overhead in percent; --batch-size is then the number of pairs per timed step.
 """
 from __future__ import annotations
 
@@ -31,27 +36,35 @@ def register(subparsers) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--json", type=Path, default=None, metavar="FILE", help="also write the results as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress messages")
+    parser.add_argument("--predict", action="store_true",
+                        help="measure the dsnet predict path (decode, resize, predict, save) against the forward pass")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from dsnet.bench import format_table, run_bench
+    from dsnet.bench import bench_predict, format_predict, format_table, run_bench
     from dsnet.io import atomic_write
 
     if args.threads is not None:
         if args.threads < 1:
             raise UsageError("--threads must be at least 1")
         torch.set_num_threads(args.threads)
+    if args.predict and args.compile:
+        raise UsageError("--compile applies to the training and inference bench, not to --predict")
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     try:
-        report = run_bench(args.sizes, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
-                           device=args.device, compile=args.compile, workers=args.workers, log=log)
+        if args.predict:
+            report = bench_predict(args.sizes, steps=args.steps, warmup=args.warmup, pairs=args.batch_size,
+                                   device=args.device, log=log)
+        else:
+            report = run_bench(args.sizes, steps=args.steps, warmup=args.warmup, batch_size=args.batch_size,
+                               device=args.device, compile=args.compile, workers=args.workers, log=log)
     except ValueError as error:
         raise UsageError(str(error)) from None
     report["command"] = command_line(args)
-    print(format_table(report))
+    print(format_predict(report) if args.predict else format_table(report))
     if args.json is not None:
         text = json.dumps(report, indent=1) + "\n"
         atomic_write(args.json, lambda tmp: tmp.write_text(text))
@@ -66,4 +79,6 @@ def command_line(args: argparse.Namespace) -> str:
         words.append(f"--threads {args.threads}")
     if args.compile:
         words.append("--compile")
+    if args.predict:
+        words.append("--predict")
     return " ".join(words)

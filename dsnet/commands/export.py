@@ -4,8 +4,9 @@
     dsnet export --checkpoint runs/quick/best.pt --out dsresnet.ts      # TorchScript: any size
 
 writes the artifact and ``OUT.json``, the contract: input layout, value range, sizes,
-normalization (built into the artifact) and the meaning of the two outputs. The artifact is
-loaded back and compared with the eager model before it is put in place.
+normalization (built into the artifact) and the meaning of the two outputs. --out is checked
+first (a file that can be written, its folder created if needed), before any export work; the
+artifact is loaded back and compared with the eager model before it is put in place.
 """
 from __future__ import annotations
 
@@ -42,17 +43,13 @@ def run(args: argparse.Namespace) -> int:
         format_of(args.out, args.format)
     except ValueError as error:
         raise UsageError(str(error)) from None
-    if args.out.is_dir():
-        raise UsageError(f"--out {args.out} is a folder; name the file to write, e.g. {args.out / 'dsresnet.pt2'}")
-    try:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create {args.out.parent} ({error.strerror or type(error).__name__})") from None
     try:
         contract = export_model(args.checkpoint, args.out, format=args.format, size=size)
     except (CheckpointError, ValueError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
-    except OSError as error:
-        raise UsageError(f"cannot write {args.out} ({error.strerror or type(error).__name__})") from None
+    except OSError as error:                 # export_model checks the destination before exporting
+        reason = error.strerror or type(error).__name__
+        message = reason if reason.startswith("cannot write") else f"cannot write {args.out} ({reason})"
+        raise UsageError(message) from None
     print(json.dumps({k: contract[k] for k in ("artifact", "format", "image_size", "max_abs_difference_vs_eager")}))
     return 0

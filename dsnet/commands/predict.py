@@ -10,8 +10,11 @@ camera, 65535 at 20 m or farther) and ``person_figure.png`` (BG-FG, mask and dep
 Two folders: ``--bg photos/bg --bg-fg photos/bg_fg`` pairs the files with the same name (the
 same stem: ``room1.jpg`` with ``room1.png``) and writes the three files per pair.
 
-Every input is checked (exists, is an image, BG and BG-FG of one size, every file paired) before
-anything is written, and each output file appears whole or not at all.
+Every input is checked before anything is written: it exists, has its partner, decodes completely
+(a truncated or damaged file is found before the first output, not when its turn comes), has at
+most 8192x8192 pixels, and BG and BG-FG have one size. Outputs that already exist in --out are
+not replaced: the command names the first one and stops, unless --overwrite is given. Each
+output file appears whole or not at all.
 """
 from __future__ import annotations
 
@@ -52,6 +55,8 @@ def register(subparsers) -> None:
     parser.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold (default 0.5)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     parser.add_argument("--no-figure", action="store_true", help="write only the mask and depth PNGs")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace outputs that already exist in --out (default: refuse, naming the first)")
     parser.set_defaults(func=run)
 
 
@@ -88,17 +93,29 @@ def pairs_of(bg: Path, bg_fg: Path) -> list[tuple[Path, Path]]:
 
 
 def check_pairs(pairs: list[tuple[Path, Path]]) -> None:
-    """Every file is an image and each pair has one size (headers only, no decoding)."""
-    from dsnet.inference import oriented_size
+    """Every file decodes completely and is not too large, and each pair has one size."""
+    from dsnet.images import check_image
 
     for bg, bg_fg in pairs:
         try:
-            sizes = oriented_size(bg), oriented_size(bg_fg)
-        except ValueError as error:
-            raise UsageError(str(error)) from None
+            sizes = check_image(bg), check_image(bg_fg)
+        except (ValueError, OSError) as error:
+            raise UsageError(str(error).splitlines()[0]) from None
         if sizes[0] != sizes[1]:
             raise UsageError(f"{bg} is {sizes[0][0]}x{sizes[0][1]} pixels but {bg_fg} is "
                              f"{sizes[1][0]}x{sizes[1][1]}: BG and BG-FG must have the same size")
+
+
+def check_clashes(names: list[str], out: Path, figures: bool) -> None:
+    """UsageError naming the first output file that exists already."""
+    from dsnet.inference import prediction_paths
+
+    if not out.is_dir():
+        return
+    for name in names:
+        for path in prediction_paths(out, name, figure=figures).values():
+            if path.exists():
+                raise UsageError(f"{path} exists already; pass --overwrite to replace it, or choose another --out")
 
 
 def check_out(out: Path) -> None:
@@ -119,28 +136,48 @@ def check_out(out: Path) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from dsnet.io import CheckpointError
-    from dsnet.inference import load_predictor, save_prediction
-    from dsnet.progress import progress
+    from dsnet.device import pick_device
+    from dsnet.inference import load_predictor
 
     if not 0 < args.threshold < 1:
         raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    pairs = pairs_of(args.bg, args.bg_fg)
-    check_pairs(pairs)
     try:
-        predictor = load_predictor(args.checkpoint, args.device)
-    except (CheckpointError, RuntimeError) as error:
-        raise UsageError(str(error).splitlines()[0]) from None
-    check_out(args.out)
+        device = pick_device(args.device)
+    except ValueError as error:
+        raise UsageError(f"--device: {error}") from None
+    pairs = pairs_of(args.bg, args.bg_fg)
     names = [bg_fg.stem for _, bg_fg in pairs]
-    for (bg, bg_fg), name in progress(list(zip(pairs, names)), desc="predict", unit="pair",
-                                      disable=len(pairs) == 1):
-        try:
-            result = predictor(bg, bg_fg, size=args.size, threshold=args.threshold)
-            save_prediction(result, args.out, name, bg_fg=None if args.no_figure else bg_fg)
-        except (ValueError, TypeError, OSError) as error:
-            raise UsageError(str(error).splitlines()[0]) from None
+    if not args.overwrite:
+        check_clashes(names, args.out, figures=not args.no_figure)
+    try:
+        predictor = load_predictor(args.checkpoint, device)
+    except (ValueError, RuntimeError) as error:      # CheckpointError is a ValueError
+        raise UsageError(str(error).splitlines()[0]) from None
+    check_pairs(pairs)
+    check_out(args.out)
+    result = predict_pairs(predictor, pairs, args.out, size=args.size, threshold=args.threshold,
+                           figures=not args.no_figure, show_progress=len(pairs) > 1)
     print(f"wrote {len(pairs) * (2 if args.no_figure else 3)} files for {len(pairs)} pair(s) to {args.out} "
           f"(network input: mask {result.mask_size[0]}x{result.mask_size[1]}, depth "
           f"{result.depth_size[0]}x{result.depth_size[1]})")
     return 0
+
+
+def predict_pairs(predictor, pairs: list[tuple[Path, Path]], out: Path, *, size=None, threshold: float = 0.5,
+                  figures: bool = True, show_progress: bool = True):
+    """Predict each (BG, BG-FG) file pair in turn and save its outputs into ``out`` as
+    ``NAME_mask.png``, ``NAME_depth.png`` (and ``NAME_figure.png``), NAME being BG-FG's stem.
+    Returns the last :class:`dsnet.inference.PredictionResult`; a failure is a UsageError that
+    says how many pairs were written."""
+    from dsnet.inference import save_prediction
+    from dsnet.progress import progress
+
+    result = None
+    for done, (bg, bg_fg) in enumerate(progress(pairs, desc="predict", unit="pair", disable=not show_progress)):
+        try:
+            result = predictor(bg, bg_fg, size=size, threshold=threshold)
+            save_prediction(result, out, bg_fg.stem, bg_fg=bg_fg if figures else None)
+        except (ValueError, TypeError, OSError) as error:
+            raise UsageError(f"{bg_fg.name}: {str(error).splitlines()[0]} ({done} of {len(pairs)} pair(s) "
+                             f"written to {out})") from None
+    return result
