@@ -26,3 +26,11 @@ def test_the_dry_run_makes_every_output(tmp_path):
     log = (tmp_path / "log.txt").read_text()
     assert '"check": "fp16"' in log and '"scaler_enabled": true' in log
     assert "the shipped weights: mask IoU" in log  # the comparison with what ships is printed
+
+
+def test_the_script_never_starts_itself_again(tmp_path):
+    env = {**os.environ, "DSNET_GPU_RUN": "dry", "DSNET_GPU_RUN_ACTIVE": "1"}
+    result = subprocess.run(["bash", str(ROOT / "tools" / "gpu_run.sh"), str(tmp_path)], capture_output=True,
+                            text=True, env=env, timeout=60)
+    assert result.returncode == 2 and "already running" in result.stderr
+    assert not any(tmp_path.iterdir())

@@ -14,6 +14,11 @@
 # improved, run tools/ship_pretrained.py on OUT/runs/full without --to.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${DSNET_GPU_RUN_ACTIVE:-}" ]; then   # the tests below must never start this script again
+    echo "tools/gpu_run.sh: already running (DSNET_GPU_RUN_ACTIVE is set); not starting it again" >&2
+    exit 2
+fi
+export DSNET_GPU_RUN_ACTIVE=1
 out=$(realpath -m "${1:-${OUT:-gpu-run}}")
 mkdir -p "$out/benchmarks"
 if [ "${DSNET_GPU_RUN:-}" = dry ]; then
@@ -40,7 +45,8 @@ timed_train() {
 
 step "environment" python tools/gpu_checks.py env
 command -v nvidia-smi >/dev/null && step "nvidia-smi" nvidia-smi
-step "tests that need CUDA" python -m pytest -q -rs -p no:cacheprovider -o addopts="" -k "cuda or gpu" tests
+step "tests that need CUDA" python -m pytest -q -rs -p no:cacheprovider -p no:nbval -o addopts="" -k "cuda or gpu" \
+    --ignore=tests/test_gpu_run.py --ignore=tests/test_colab.py --ignore=tests/test_chapters.py tests
 step "bench: plain way vs fast path" python -m dsnet bench --sizes $sizes --steps $steps --warmup $warmup \
     --batch-size $batch --device $device $compile --json "$out/benchmarks/$name.json"
 step "fp16 with the grad scaler (the T4 path)" python tools/gpu_checks.py fp16 --device $device --steps $fp16_steps
