@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import json
 import os
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -14,6 +16,7 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from dsnet.files import atomic_write, atomic_write_text
+from dsnet.images import open_image
 
 FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
 MARKER = ".dsnet-museum.json"
@@ -160,21 +163,29 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
     return root
 
 
-def _read_image(path: Path, channels: int, size: int | None = None) -> Tensor:
-    """An image file as a float ``(channels, H, W)`` tensor in [0, 1]; errors name the file."""
-    from PIL import Image
-
+@contextmanager
+def _opened(path: Path, size: int | None = None) -> Iterator[Any]:
+    """The image at ``path`` as :func:`dsnet.images.open_image` opens it (header read), checked to
+    be ``size`` pixels square; any problem, also while its pixels are decoded in the block, is a
+    :class:`ModestError` that names the file."""
     try:
-        with Image.open(path) as im:
-            if size is not None and im.size != (size, size):
-                raise ModestError(f"{path}: is {im.size[0]}x{im.size[1]}, expected {size}x{size}")
-            a = np.asarray(im.convert("RGB" if channels == 3 else "L"))
+        with open_image(path) as image:
+            if size is not None and image.size != (size, size):
+                raise ModestError(f"{path}: is {image.size[0]}x{image.size[1]}, expected {size}x{size}")
+            yield image
     except FileNotFoundError:
         raise ModestError(f"{path}: missing") from None
     except ModestError:
         raise
-    except Exception as error:                    # PIL's errors for damaged files vary
-        raise ModestError(f"{path}: not a readable image ({error})") from None
+    except Exception as error:                    # PIL's errors for damaged pixel data vary
+        reason = str(error).removeprefix(f"{path} ")
+        raise ModestError(f"{path}: not a readable image ({reason})") from None
+
+
+def _read_image(path: Path, channels: int, size: int | None = None) -> Tensor:
+    """An image file as a float ``(channels, H, W)`` tensor in [0, 1]; errors name the file."""
+    with _opened(path, size) as image:
+        a = np.asarray(image.convert("RGB" if channels == 3 else "L"))
     t = torch.from_numpy(a.copy()).float() / 255
     return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
 
@@ -266,20 +277,10 @@ class ModestMuseum(Dataset):
         return [self.root / folder / f"{name}.jpeg" for folder, name in zip(FOLDERS, row)]
 
     def _first_size(self, rows) -> int:
-        from PIL import Image
-
-        path = self._paths(rows[0])[0]
-        try:
-            with Image.open(path) as im:
-                return im.size[1]
-        except FileNotFoundError:
-            raise ModestError(f"{path}: missing") from None
-        except Exception as error:
-            raise ModestError(f"{path}: not a readable image ({error})") from None
+        with _opened(self._paths(rows[0])[0]) as image:
+            return image.size[1]
 
     def _check(self, path: Path, check: str) -> None:
-        from PIL import Image
-
         if check == "none":
             if not path.is_file():
                 raise ModestError(f"{path}: missing")
@@ -287,17 +288,8 @@ class ModestMuseum(Dataset):
         if check == "full":
             _read_image(path, 1, self.image_size)
             return
-        try:
-            with Image.open(path) as im:
-                if im.size != (self.image_size, self.image_size):
-                    raise ModestError(f"{path}: is {im.size[0]}x{im.size[1]}, expected "
-                                      f"{self.image_size}x{self.image_size}")
-        except FileNotFoundError:
-            raise ModestError(f"{path}: missing") from None
-        except ModestError:
-            raise
-        except Exception as error:
-            raise ModestError(f"{path}: not a readable image ({error})") from None
+        with _opened(path, self.image_size):
+            pass
 
     def __len__(self) -> int:
         return len(self.samples)
