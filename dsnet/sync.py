@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -281,7 +282,13 @@ def execute(chapter: Path, project: Project, timeout: int = 900):
     from jupyter_cache.executors.utils import single_nb_execution
 
     nb = book_notebook(chapter)
-    result = single_nb_execution(nb, cwd=str(chapter.parent), timeout=timeout, allow_errors=False)
+    # the book's pages show text progress bars, not widgets (dsnet.progress; the book build sets the same)
+    saved = os.environ.get("DSNET_PROGRESS")
+    os.environ["DSNET_PROGRESS"] = saved or "text"
+    try:
+        result = single_nb_execution(nb, cwd=str(chapter.parent), timeout=timeout, allow_errors=False)
+    finally:
+        os.environ.pop("DSNET_PROGRESS") if saved is None else os.environ.update(DSNET_PROGRESS=saved)
     if result.err is not None:
         message = re.sub(r"\x1b\[[0-9;]*m", "", result.exc_string or repr(result.err)).strip().splitlines()
         raise SystemExit(f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(message[-12:]))
