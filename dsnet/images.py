@@ -70,7 +70,10 @@ def open_image(path: str | os.PathLike) -> Iterator[Any]:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise _unreadable(path, error) from None
     with image:
-        yield image
+        try:
+            yield image
+        except (OSError, SyntaxError) as error:  # damaged data found while reading it (EXIF, pixels)
+            raise _unreadable(path, error) from None
 
 
 def _rotated(image) -> bool:

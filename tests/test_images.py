@@ -110,3 +110,18 @@ def test_images_are_converted_one_at_a_time_and_inputs_are_left_alone():
     assert batched and torch.equal(tensor, batch.clamp(0, 1))
     gray, _ = as_images(np.full((5, 6), 255, np.uint8))
     assert gray.shape == (1, 3, 5, 6) and bool((gray == 1).all())
+
+
+def test_a_file_damaged_in_its_metadata_is_named_everywhere(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from dsnet.images import check_image, oriented_size
+
+    good = tmp_path / "good.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), np.uint8)).save(good)
+    cut = tmp_path / "cut.jpg"                       # a PNG cut short, under another suffix
+    cut.write_bytes(good.read_bytes()[:200])
+    for read in (check_image, oriented_size):
+        with pytest.raises(ValueError, match=f"{cut} is not an image that PIL can read"):
+            read(cut)
