@@ -170,8 +170,8 @@ def _outside_problem(config: TrainConfig) -> str | None:
     """What the loss spec, the device or the data folder says against ``config``."""
     try:
         build_loss(config.loss)
-    except ValueError as error:
-        return f"loss {config.loss!r}: {error}"
+    except ValueError as error:  # name the spec unless the message already does
+        return str(error) if str(error).startswith("loss spec") else f"loss {config.loss!r}: {error}"
     try:
         pick_device(config.device)
     except ValueError as error:

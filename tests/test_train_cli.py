@@ -31,7 +31,7 @@ def one_line_error(capsys, *argv: str) -> str:
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--loss", ""], "loss '': "),
+    (["--loss", ""], "loss spec '': cannot read ''; write terms as WEIGHT*NAME:TARGET"),
     (["--loss", "3*psnr:depth"], "loss '3*psnr:depth': "),
     (["--optimizer", "adam"], "unknown optimizer 'adam'; choose adamw or sgd"),
     (["--scheduler", "cosine"], "unknown scheduler 'cosine'; choose onecycle, plateau or step"),
