@@ -291,13 +291,7 @@ def test_no_model_means_the_shipped_weights(checkpoint, scene, tmp_path, monkeyp
             predict(bg, bg_fg, device="cpu")
 
     # a package with weights in place: predict() must load exactly them, with their training size
-    state = dsnet.io.load_checkpoint(checkpoint)
-    files = {"weights": tmp_path / "dsresnet.safetensors", "manifest": tmp_path / "manifest.json",
-             "history": tmp_path / "history.json"}
-    save_weights(load_model(checkpoint), files["weights"], metadata={"config": state["config"]})
-    files["manifest"].write_text(json.dumps({"image_size": 96}))
-    monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: files)
-    monkeypatch.setattr(dsnet.inference, "pretrained_files", lambda: files)
+    files = ship_as_pretrained(checkpoint, tmp_path, monkeypatch, manifest_size=96)
     pretrained = load_predictor(None, "cpu")
     assert pretrained.source == "pretrained" and pretrained.train_size == 64    # the weights' metadata wins
     np.testing.assert_array_equal(predict(bg, bg_fg, device="cpu").mask_prob,
@@ -335,8 +329,7 @@ def test_save_prediction_writes_whole_files(predictor, scene, tmp_path):
 
 
 def test_a_model_from_load_pretrained_plans_like_the_default():
-    if not dsnet.io.pretrained_files()["weights"].is_file():
-        pytest.skip("this dsnet has no shipped weights")
+    assert dsnet.io.pretrained_files()["weights"].is_file()           # this repository ships weights
     pair = np.zeros((96, 128, 3), np.uint8)
     default = predict(pair, pair, device="cpu")
     passed = predict(pair, pair, model=dsnet.load_pretrained())
@@ -348,13 +341,7 @@ def test_a_model_from_load_pretrained_plans_like_the_default():
 
 def test_predict_loads_the_shipped_weights_once_per_device(checkpoint, scene, tmp_path, monkeypatch):
     bg, bg_fg = scene[0]
-    state = dsnet.io.load_checkpoint(checkpoint)
-    files = {"weights": tmp_path / "dsresnet.safetensors", "manifest": tmp_path / "manifest.json",
-             "history": tmp_path / "history.json"}
-    save_weights(load_model(checkpoint), files["weights"], metadata={"config": state["config"]})
-    files["manifest"].write_text(json.dumps({"image_size": 64}))
-    monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: files)
-    monkeypatch.setattr(dsnet.inference, "pretrained_files", lambda: files)
+    files = ship_as_pretrained(checkpoint, tmp_path, monkeypatch, manifest_size=64)
     loads = []
     real = dsnet.inference.load_pretrained
     monkeypatch.setattr(dsnet.inference, "load_pretrained", lambda device=None: loads.append(device) or real(device))
@@ -404,3 +391,15 @@ def test_a_module_in_a_mixed_mode_predicts_in_eval_mode_and_keeps_its_modes(chec
     got = predict(bg, bg_fg, model=model, size=(64, 64))
     np.testing.assert_allclose(got.mask_prob, want.mask_prob, atol=1e-6)
     assert [m for m in model.modules() if m.training] == [norm]
+
+
+def ship_as_pretrained(checkpoint, folder, monkeypatch, manifest_size: int) -> dict:
+    """The checkpoint's weights in ``folder``, standing in for the package's shipped files."""
+    state = dsnet.io.load_checkpoint(checkpoint)
+    files = {"weights": folder / "dsresnet.safetensors", "manifest": folder / "manifest.json",
+             "history": folder / "history.json"}
+    save_weights(load_model(checkpoint), files["weights"], metadata={"config": state["config"]})
+    files["manifest"].write_text(json.dumps({"image_size": manifest_size}))
+    monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: files)
+    monkeypatch.setattr(dsnet.inference, "pretrained_files", lambda: files)
+    return files
