@@ -25,6 +25,7 @@ _EXPORTS = {
     "traced_shapes": "dsnet.model",
     "SyntheticMuseum": "dsnet.data",
     "museum_batch": "dsnet.scene",
+    "Realism": "dsnet.scene",
     "ModestMuseum": "dsnet.modest",
     "write_modest": "dsnet.modest",
     "build_loss": "dsnet.losses",
@@ -70,7 +71,7 @@ if TYPE_CHECKING:
     from dsnet.losses import build_loss
     from dsnet.metrics import SegDepthMetrics
     from dsnet.modest import ModestMuseum, write_modest
-    from dsnet.scene import museum_batch
+    from dsnet.scene import Realism, museum_batch
     from dsnet.train import TrainConfig, make_config, train
     from dsnet.model import DSResNet, Prediction, check_inputs, traced_shapes
     from dsnet.shapes import Stage, check_input_size, shape_table

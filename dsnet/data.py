@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dsnet.scene import MAX_SIZE, SPLITS, museum_batch
+from dsnet.scene import MAX_SIZE, SPLITS, Realism, museum_batch
 
 KEYS = ("bg", "bg_fg", "mask", "depth")
 IMAGES = ("bg", "bg_fg")
@@ -30,10 +30,14 @@ class SyntheticMuseum(Dataset):
 
     Each split draws its scenes from its own random stream, so train, val and test never share
     a room, a camera or a foreground. Items are dicts of float tensors: ``bg`` and ``bg_fg``
-    ``(3, H, W)`` in [0, 1], ``mask`` and ``depth`` ``(1, H, W)`` in [0, 1]."""
+    ``(3, H, W)`` in [0, 1], ``mask`` and ``depth`` ``(1, H, W)`` in [0, 1]. ``realism`` (a
+    ``dsnet.scene.Realism``, ``True`` for all of it, or switch names; default none) makes the
+    pictures more like photographs; mask and depth stay exact."""
 
     def __init__(self, size: int = 96, length: int = 10_000, seed: int = 0, split: str = "train",
-                 fg_per_bg: int = 1, device: torch.device | str = "cpu") -> None:
+                 fg_per_bg: int = 1, device: torch.device | str = "cpu",
+                 realism: Realism | bool | str | None = None) -> None:
+        self.realism = Realism.of(realism)
         if split not in SPLITS:
             raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
         if not 8 <= size <= MAX_SIZE or length < 0 or fg_per_bg < 1:
@@ -53,7 +57,7 @@ class SyntheticMuseum(Dataset):
     def batch(self, indices: Iterable[int]) -> dict[str, Tensor]:
         """The samples ``indices`` as one batch dict, rendered in one go on the device."""
         indices = self._check([int(i) for i in indices])
-        return museum_batch(indices, self.size, self.seed, self.split, self.fg_per_bg, self.device)
+        return museum_batch(indices, self.size, self.seed, self.split, self.fg_per_bg, self.device, self.realism)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         return {k: v[0] for k, v in self.batch([index]).items()}

@@ -8,7 +8,7 @@ import json
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from torch.utils.data import Dataset
 
 from dsnet.files import atomic_write, atomic_write_text
 from dsnet.images import open_image
+
+if TYPE_CHECKING:
+    from dsnet.scene import Realism
 
 FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
 MARKER = ".dsnet-museum.json"
@@ -82,7 +85,7 @@ def _check_folder(root: Path, settings: dict) -> None:
     if marker.exists():
         old = _read_marker(marker)
         if old != settings:
-            changed = ", ".join(f"{k}={old.get(k)!r}" for k in settings if old.get(k) != settings[k])
+            changed = ", ".join(f"{k}={old.get(k)!r}" for k in {**old, **settings} if old.get(k) != settings.get(k))
             raise ModestError(f"{root} was written with other settings ({changed}); use a new folder")
     elif root.exists() and any(root.iterdir()):
         raise ModestError(f"{root} is not empty and was not written by dsnet; use a new or empty folder")
@@ -110,7 +113,8 @@ def _render_missing(root: Path, settings: dict, todo: list[int], paths: list[lis
               disable=not progress) as bar:
         for start in range(0, len(todo), batch_size):
             chunk = todo[start:start + batch_size]
-            batch = museum_batch(chunk, s["size"], s["seed"], s["split"], s["fg_per_bg"], device)
+            batch = museum_batch(chunk, s["size"], s["seed"], s["split"], s["fg_per_bg"], device,
+                                 s.get("realism", "none"))
             if start == 0:
                 _prepare(root, settings)
             for j, i in enumerate(chunk):
@@ -126,16 +130,22 @@ def _render_missing(root: Path, settings: dict, todo: list[int], paths: list[lis
 
 def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int = 0, fg_per_bg: int = 4,
                  split: str = "train", quality: int = 95, batch_size: int = 32,
-                 device: torch.device | str = "cpu", progress: bool = True) -> Path:
+                 device: torch.device | str = "cpu", progress: bool = True,
+                 realism: Realism | bool | str | None = None) -> Path:
     """Render ``count`` samples of the synthetic museum into ``out`` in the MODEST Museum layout.
 
     Resumable: samples whose four files exist are kept (files appear only whole, by rename),
     the rest are rendered; ``file_map.txt`` and ``bbox.txt`` are written last. Refuses, before
     writing anything, a folder it cannot write to, a non-empty folder it did not create, and one
-    created with other settings; ``size`` is at most ``dsnet.scene.MAX_SIZE``."""
-    from dsnet.scene import MAX_SIZE, SPLITS
+    created with other settings; ``size`` is at most ``dsnet.scene.MAX_SIZE``. ``realism`` is a
+    ``dsnet.scene.Realism`` (or what ``Realism.of`` takes); it is recorded with the settings."""
+    from dsnet.scene import MAX_SIZE, SPLITS, Realism
 
     root = Path(out)
+    try:
+        realism = Realism.of(realism)
+    except (TypeError, ValueError) as error:
+        raise ModestError(str(error)) from None
     if count < 1 or not 8 <= size <= MAX_SIZE or fg_per_bg < 1 or batch_size < 1 or not 1 <= quality <= 100:
         raise ModestError(f"need count >= 1, size from 8 to {MAX_SIZE}, fg_per_bg >= 1, batch_size >= 1 "
                           "and quality in 1..100")
@@ -143,6 +153,8 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
         raise ModestError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
     settings = {"generator": "dsnet.scene", "count": count, "size": size, "seed": seed,
                 "fg_per_bg": fg_per_bg, "split": split, "quality": quality}
+    if realism != Realism():                     # recorded only when on: older folders stay valid
+        settings["realism"] = str(realism)
     _check_folder(root, settings)
     for stale in root.glob("*/.*.tmp"):          # left by a run that was killed mid-write
         stale.unlink()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Callable, TypeVar
 
 import numpy as np
@@ -54,12 +54,13 @@ _B = TypeVar("_B", bound="Batched")
 
 class Batched:
     """Base of the scene's dataclasses: every field is a tensor whose first dimension is the
-    scene in the batch, or another ``Batched``."""
+    scene in the batch, or another ``Batched``, or ``None`` (an optional part left out)."""
 
     def apply(self: _B, fn: Callable[[Tensor], Tensor]) -> _B:
         """A copy with ``fn`` applied to every tensor, however deep."""
         values = {f.name: getattr(self, f.name) for f in fields(self)}
-        return type(self)(**{k: v.apply(fn) if isinstance(v, Batched) else fn(v) for k, v in values.items()})
+        return type(self)(**{k: v if v is None else v.apply(fn) if isinstance(v, Batched) else fn(v)
+                             for k, v in values.items()})
 
     def __getitem__(self: _B, index: slice | Tensor) -> _B:
         """The scenes ``index`` (a slice, or a tensor of scene indices) of the batch."""
@@ -136,13 +137,51 @@ class Paintings(Batched):
 
 
 @dataclass
+class RoomLook(Batched):
+    """Photographs on the room (realism ``textures``). Per surface class (floor, walls, ceiling),
+    ``(B, 3)`` each: the texture ``tex`` (its index in ``texture_images()``), its ``scale`` in
+    metres per repeat, its ``angle``, its ``shift`` (B, 3, 2) in repeats and the ``contrast`` of
+    its detail. Per painting slot, ``(B, N_PAINTINGS)`` each: whether it shows a ``photo`` crop
+    instead of its picture, of which texture (``ptex``), with the crop's centre ``crop``
+    (B, N_PAINTINGS, 2) and half width and height ``crop_hw``, ``crop_hh`` in texture widths."""
+
+    tex: Tensor
+    scale: Tensor
+    angle: Tensor
+    shift: Tensor
+    contrast: Tensor
+    photo: Tensor
+    ptex: Tensor
+    crop: Tensor
+    crop_hw: Tensor
+    crop_hh: Tensor
+
+
+@dataclass
+class Shot(Batched):
+    """One photograph's camera (realism ``camera``): an ``exposure`` (B,) and a white balance,
+    per-channel gains ``white`` (B, 3); sensor noise of variance ``read**2 + gain * signal``
+    (``read``, ``gain`` (B,)), whose normal numbers are read from the table ``noise_bank()``
+    along ``rows`` and ``cols`` (B, 2), integers: an odd stride and an offset each."""
+
+    exposure: Tensor
+    white: Tensor
+    read: Tensor
+    gain: Tensor
+    rows: Tensor
+    cols: Tensor
+
+
+@dataclass
 class Scene(Batched):
-    """A batch of backgrounds: what BG shows."""
+    """A batch of backgrounds: what BG shows; ``texture`` and ``shot`` are set only with realism."""
 
     room: Room
     paintings: Paintings
     light: Light
     camera: Camera
+    texture: RoomLook | None = None
+    shot: Shot | None = None
 
 
 def draw_camera(d: Draws, size: Tensor) -> Camera:
@@ -332,8 +371,10 @@ def shade(light: Light, px, py, pz, nx, ny, nz, rgb):
     return (rgb * gain).clamp(0, 1)
 
 
-def room_colors(scene: Scene, t: Tensor, face: Tensor, dx: Tensor, dy: Tensor, dz: Tensor) -> Tensor:
-    """Colour ``(3, B, N)`` of every room pixel: a procedural pattern per surface, paintings, light."""
+def room_colors(scene: Scene, t: Tensor, face: Tensor, dx: Tensor, dy: Tensor, dz: Tensor,
+                pixel: Tensor | None = None) -> Tensor:
+    """Colour ``(3, B, N)`` of every room pixel: a procedural pattern per surface, paintings, light;
+    with ``scene.texture``, photographs too, which need the width of a pixel at 1 m, ``pixel`` (B,)."""
     room = scene.room
     ox, oy, oz = (v[:, None] for v in scene.camera.origin.unbind(-1))
     px, py, pz = ox + t * dx, oy + t * dy, oz + t * dz
@@ -361,15 +402,23 @@ def room_colors(scene: Scene, t: Tensor, face: Tensor, dx: Tensor, dy: Tensor, d
     rgb = (c1 + (c2 - c1) * s[None]) * grain[None]
     low = wall & (py < room.wainscot[:, None])
     rgb = torch.where(low[None], room.wainscot_color.T[:, :, None] * grain[None], rgb)
-    rgb = paint_walls(scene.paintings, rgb, face, u, v)
+    footprint = None
+    if scene.texture is not None:
+        # metres of surface per pixel, larger where the ray grazes the surface
+        along = torch.where(wall, torch.where(on_x, dx, dz), dy).abs().clamp(min=1e-3)
+        footprint = pixel[:, None] * t * ((dx * dx + dy * dy + dz * dz).sqrt() / along).sqrt()
+        rgb = rgb * surface_detail(scene.texture, cls, u, v, footprint)[None]
+    rgb = paint_walls(scene.paintings, rgb, face, u, v, scene.texture, footprint)
     normal = torch.tensor([[0, 1, 0], [0, -1, 0], [1, 0, 0], [-1, 0, 0], [0, 0, 1], [0, 0, -1]],
                           dtype=t.dtype, device=t.device)[face]
     return shade(scene.light, px, py, pz, *normal.unbind(-1), rgb)
 
 
-def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: Tensor) -> Tensor:
+def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: Tensor,
+                look: RoomLook | None = None, footprint: Tensor | None = None) -> Tensor:
     """``rgb`` ``(3, B, N)`` with each wall's painting (if it has one) hung, in its frame;
-    ``u``, ``v`` ``(B, N)`` are the hit points' coordinates on their face."""
+    ``u``, ``v`` ``(B, N)`` are the hit points' coordinates on their face. With a ``look``, some
+    paintings show crops of photographs instead, sampled for the ``footprint`` (B, N) of a pixel."""
     bank = painting_bank(rgb.device)
     S = PAINTING_SIZE
     slot = (face - 2).clamp(min=0)
@@ -390,8 +439,30 @@ def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: T
     ix = ((fu + 1) * (S / 2)).long().clamp(0, S - 1)
     iy = ((1 - fv) * (S / 2)).long().clamp(0, S - 1)
     picture = bank[:, (paintings.image[b, k] * S + iy) * S + ix]
+    if look is not None:
+        texels = footprint.reshape(-1)[where] * TEXTURE_SIZE * look.crop_hw[b, k] / paintings.hw[b, k]
+        photo = texture_lookup(look.ptex[b, k], look.crop[b, k, 0] + fu * look.crop_hw[b, k],
+                               look.crop[b, k, 1] - fv * look.crop_hh[b, k], texels, slice(0, 3))
+        picture = torch.where(look.photo[b, k][None], photo, picture)
     flat[:, where] = torch.where(inside[None], picture, paintings.frame_color[b, k].T)
     return rgb
+
+
+@dataclass
+class FgLook(Batched):
+    """Photographs on the foreground (realism ``fg_textures``), per capsule ``(B, N_PRIMS)``:
+    texture ``tex``, ``scale`` in metres per repeat, ``angle``, ``shift`` (B, N_PRIMS, 2) and
+    ``contrast`` as in ``RoomLook``; ``own``: the photograph's own colours replace the capsule's;
+    ``camo``: the capsule wears the walls' colour ``wall`` (B, 3) and texture instead of its own."""
+
+    tex: Tensor
+    scale: Tensor
+    angle: Tensor
+    shift: Tensor
+    contrast: Tensor
+    own: Tensor
+    camo: Tensor
+    wall: Tensor
 
 
 @dataclass
@@ -399,7 +470,8 @@ class Foreground(Batched):
     """What BG-FG adds: figures and props as ``N_PRIMS`` capsules per scene, with ends ``a``
     and ``b`` (B, N_PRIMS, 3) and radius ``r`` (B, N_PRIMS) in metres, striped in colours ``c1``
     and ``c2`` (B, N_PRIMS, 3) at ``freq`` stripes per metre of height (0: plain); ``valid``
-    (B, N_PRIMS) says whether the capsule is in the scene."""
+    (B, N_PRIMS) says whether the capsule is in the scene. Set only with realism: ``texture``,
+    the edge's ``feather`` (B,) in pixels, and the ``shot`` that photographs BG-FG."""
 
     a: Tensor
     b: Tensor
@@ -408,6 +480,9 @@ class Foreground(Batched):
     c2: Tensor
     freq: Tensor
     valid: Tensor
+    texture: FgLook | None = None
+    feather: Tensor | None = None
+    shot: Shot | None = None
 
 
 def _yaw_rotate(p: Tensor, yaw: Tensor, at: Tensor) -> Tensor:
@@ -628,8 +703,9 @@ def render_foreground(camera: Camera, fg: Foreground, dirs: tuple[Tensor, Tensor
 
 
 def foreground_colors(scene: Scene, fg: Foreground, who: Tensor, t: Tensor,
-                      dirs: tuple[Tensor, Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """Colour of the pixels that see a capsule: its (maybe striped) colour, lit.
+                      dirs: tuple[Tensor, Tensor, Tensor], pixel: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """Colour of the pixels that see a capsule: its (maybe striped) colour, or with ``fg.texture``
+    a photograph on it (``pixel`` (B,): a pixel's width at 1 m), lit.
     Returns their flat indices and their colours ``(3, n)``."""
     flat = (who.reshape(-1) >= 0).nonzero().squeeze(1)
     w = who.reshape(-1)[flat]
@@ -643,20 +719,274 @@ def foreground_colors(scene: Scene, fg: Foreground, who: Tensor, t: Tensor,
     n = (P - a - s[:, None] * ba) / fg.r[bi, pi, None]
     stripe = (torch.sin(fg.freq[bi, pi] * P[:, 1]) > 0).float()[:, None]
     rgb = fg.c1[bi, pi] + (fg.c2[bi, pi] - fg.c1[bi, pi]) * stripe
+    if fg.texture is not None:
+        rgb = foreground_photos(fg.texture, bi, pi, P, rgb, scene.camera.rot[bi, :, 0], pixel[bi] * tt)
     # one "scene" per lit pixel: its scene's light
     lit = shade(scene.light[bi], *P[:, :, None].unbind(1), *n[:, :, None].unbind(1), rgb.T[:, :, None])
     return flat, lit[:, :, 0]
 
 
+LOOK_DRAWS = 64            # uniforms per realism stream
+TEXTURE_SIZE, TEXTURE_LEVELS = 256, 4
+NOISE_ROWS, NOISE_COLS = 4096, 1024   # the noise table: 3 x 1024 rows of 1024 pixels fit in it
+NOISE_SEED = 20_240_601
+
+
+@dataclass(frozen=True)
+class Realism:
+    """Which imitations of photographs the renderer adds; all off by default, and then its samples
+    are the plain renderer's, bit for bit.
+
+    ``textures``: photographs on floors, walls and ceilings, and in some frames;
+    ``soft_edges``: the foreground pasted like a cut-out, through a feathered, anti-aliased alpha;
+    ``fg_textures``: figures and props dressed in photographs, a fifth in the walls' own;
+    ``camera``: BG and BG-FG as two shots, each with its own exposure, white balance and noise."""
+
+    textures: bool = False
+    soft_edges: bool = False
+    fg_textures: bool = False
+    camera: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            if not isinstance(getattr(self, f.name), bool):
+                raise TypeError(f"Realism.{f.name} must be True or False, not {getattr(self, f.name)!r}")
+
+    @classmethod
+    def of(cls, value: Realism | bool | str | None) -> Realism:
+        """``value`` as a ``Realism``: ``True`` is all four, ``False`` or ``None`` none, text is parsed."""
+        if isinstance(value, cls):
+            return value
+        if value is None or isinstance(value, bool):
+            return cls(*[bool(value)] * len(fields(cls)))
+        if isinstance(value, str):
+            return cls.parse(value)
+        raise TypeError(f"realism must be a Realism, True, False, None or switch names, not {type(value).__name__}")
+
+    @classmethod
+    def parse(cls, text: str) -> Realism:
+        """``"all"``, ``"none"``, or switch names separated by commas (``-`` may stand for ``_``)."""
+        names = [n.strip().replace("-", "_") for n in text.split(",") if n.strip()]
+        known = [f.name for f in fields(cls)]
+        if names in (["all"], ["none"]):
+            return cls(*[names == ["all"]] * len(known))
+        unknown = [n for n in names if n not in known] if names else [text]
+        if unknown:
+            raise ValueError(f"unknown realism {unknown[0]!r}: use all, none, or some of {', '.join(known)}")
+        return cls(**{n: True for n in names})
+
+    def __str__(self) -> str:
+        on = [f.name for f in fields(self) if getattr(self, f.name)]
+        return "all" if len(on) == len(fields(self)) else ",".join(on) or "none"
+
+
+def _load_photos() -> list[np.ndarray]:
+    import gzip
+
+    import matplotlib
+    from matplotlib import cbook
+    from matplotlib.colors import LightSource
+    from PIL import Image
+
+    def sample(name):
+        return cbook.get_sample_data(name, asfileobj=False)
+
+    hopper = np.asarray(Image.open(sample("grace_hopper.jpg")).convert("RGB")) / 255.0
+    # square crops (top row, left column, side): flag, face, uniform, medals, backdrop, whole portrait
+    crops = [(0, 0, 160), (170, 170, 180), (420, 0, 180), (420, 250, 180), (100, 382, 130), (44, 0, 512)]
+    photos = [hopper[r:r + n, c:c + n] for r, c, n in crops]
+    dem = np.load(sample("jacksboro_fault_dem.npz"))["elevation"][:, 30:374]
+    photos.append(LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"],
+                                                          blend_mode="overlay")[..., :3])
+    with gzip.open(sample("s1045.ima.gz")) as f:
+        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
+    photos.append(matplotlib.colormaps["bone"](mri[40:200, 50:210] / mri.max())[..., :3])
+    return photos
+
+
+@functools.cache
+def texture_images() -> Tensor:
+    """The photographs for textures, ``(n, 256, 256, 4)``: RGB in [0, 1], then the luminance's
+    z-score (mean 0, standard deviation 1 per photograph, clipped to +-3), the detail that a
+    surface takes. Loaded on the first call, then shared: treat as read-only."""
+    rgb = torch.from_numpy(np.stack([_resize(p, TEXTURE_SIZE) for p in _load_photos()])).float()
+    lum = rgb @ torch.tensor([0.299, 0.587, 0.114])
+    z = (lum - lum.mean((1, 2), keepdim=True)) / lum.std((1, 2), keepdim=True).clamp(min=1e-3)
+    return torch.cat([rgb, z.clamp(-3, 3)[..., None]], -1)
+
+
+@functools.cache
+def texture_bank(device: torch.device | str = "cpu") -> Tensor:
+    """``texture_images()`` and three halvings of it (2 x 2 means: a mip map), level after level,
+    as one flat ``(4, n * (256**2 + 128**2 + 64**2 + 32**2))`` table on ``device``; made once per device."""
+    x, levels = texture_images().permute(3, 0, 1, 2), []
+    for _ in range(TEXTURE_LEVELS):
+        levels.append(x.reshape(4, -1))
+        x = torch.nn.functional.avg_pool2d(x, 2)
+    return torch.cat(levels, 1).contiguous().to(device)
+
+
+def texture_lookup(tex: Tensor, s: Tensor, r: Tensor, texels: Tensor, channels: int | slice) -> Tensor:
+    """Texture ``tex`` at ``s`` (across) and ``r`` (down), in texture widths and repeated as in a
+    mirror; read from the mip level whose texels come closest to ``texels``, a pixel's footprint in
+    texels of the full resolution. All four have one shape; returns the bank's ``channels`` there
+    (``slice(0, 3)``: RGB, ``(3, ...)``; 3: the detail)."""
+    bank = texture_bank(s.device)
+    sides = [TEXTURE_SIZE >> level for level in range(TEXTURE_LEVELS)]
+    n = bank.shape[1] // sum(q * q for q in sides)
+    starts = torch.tensor([n * sum(q * q for q in sides[:level]) for level in range(TEXTURE_LEVELS)], device=s.device)
+    level = texels.clamp(min=1).log2().round().clamp(max=TEXTURE_LEVELS - 1).long()
+    side = torch.tensor(sides, device=s.device)[level]
+
+    def mirrored(x):                   # 0 -> 1 -> 0 -> 1 ...: each repeat flipped against the last
+        return 1 - (x - 2 * torch.floor(x / 2) - 1).abs()
+
+    ix = torch.minimum((mirrored(s) * side).long(), side - 1)
+    iy = torch.minimum((mirrored(r) * side).long(), side - 1)
+    return bank[channels, starts[level] + (tex * side + iy) * side + ix]
+
+
+def surface_detail(look: RoomLook, cls: Tensor, u: Tensor, v: Tensor, footprint: Tensor) -> Tensor:
+    """The factor ``1 + contrast * z`` ``(B, N)`` by which its photograph's detail ``z`` brightens or
+    darkens each room pixel of class ``cls``, at surface coordinates ``u``, ``v`` in metres."""
+    scale, ang = _pick(look.scale, cls), _pick(look.angle, cls)
+    ca, sa = torch.cos(ang), torch.sin(ang)
+    s = (u * ca - v * sa) / scale + _pick(look.shift[..., 0], cls)
+    r = _pick(look.shift[..., 1], cls) - (u * sa + v * ca) / scale
+    z = texture_lookup(_pick(look.tex, cls), s, r, footprint * TEXTURE_SIZE / scale, 3)
+    return (1 + _pick(look.contrast, cls) * z).clamp(min=0)
+
+
+def foreground_photos(look: FgLook, bi: Tensor, pi: Tensor, P: Tensor, rgb: Tensor, right: Tensor,
+                      footprint: Tensor) -> Tensor:
+    """Colours ``(n, 3)`` of foreground pixels (capsule ``pi`` of scene ``bi``, hit at ``P`` (n, 3))
+    dressed in photographs, projected onto the object across the camera's ``right`` axis (n, 3)
+    and down its height: the detail tints ``rgb`` (the walls' colour for a ``camo`` capsule), or
+    the photograph's own colours replace it (``own``)."""
+    scale, ang = look.scale[bi, pi], look.angle[bi, pi]
+    across, up = (P * right).sum(-1), P[:, 1]
+    ca, sa = torch.cos(ang), torch.sin(ang)
+    s = (across * ca - up * sa) / scale + look.shift[bi, pi, 0]
+    r = look.shift[bi, pi, 1] - (across * sa + up * ca) / scale
+    texel = texture_lookup(look.tex[bi, pi], s, r, footprint * TEXTURE_SIZE / scale, slice(0, 4))
+    base = torch.where(look.camo[bi, pi, None], look.wall[bi], rgb)
+    tinted = base * (1 + look.contrast[bi, pi, None] * texel[3][:, None]).clamp(min=0)
+    return torch.where(look.own[bi, pi, None], texel[:3].T, tinted)
+
+
+def soft_composite(bg: Tensor, bg_fg: Tensor, mask: Tensor, feather: Tensor) -> Tensor:
+    """BG-FG as a cut-out pasted onto BG, ``alpha * FG + (1 - alpha) * BG``, images ``(B, C, H, W)``:
+    ``alpha`` is the hard ``mask`` (B, 1, H, W) blurred by a Gaussian of ``feather`` (B,) pixels
+    (5 taps), FG outside the silhouette the mean of the FG pixels near it. Only pixels within two
+    of the silhouette's edge change; the mask is not changed."""
+    B, C, H, W = bg_fg.shape
+    taps = torch.arange(-2, 3, device=bg.device, dtype=bg.dtype)
+    w = torch.exp(-taps ** 2 / (2 * feather[:, None] ** 2))
+    w = (w / w.sum(1, keepdim=True)).repeat_interleave(C + 1, 0)           # (B * (C + 1), 5)
+    x = torch.cat([mask, mask * bg_fg], 1).reshape(1, -1, H, W)
+    pad, conv = torch.nn.functional.pad, torch.nn.functional.conv2d
+    x = conv(pad(x, (2, 2, 0, 0), mode="replicate"), w[:, None, None, :], groups=w.shape[0])
+    x = conv(pad(x, (0, 0, 2, 2), mode="replicate"), w[:, None, :, None], groups=w.shape[0])
+    alpha, fg_sum = x.view(B, C + 1, H, W).split([1, C], 1)
+    fg = torch.where(mask > 0, bg_fg, fg_sum / alpha.clamp(min=1e-12))
+    pool = torch.nn.functional.max_pool2d
+    edge = (pool(mask, 5, 1, 2) > 0) & (pool(1 - mask, 5, 1, 2) > 0)
+    return torch.where(edge, alpha * fg + (1 - alpha) * bg, bg_fg)
+
+
+@functools.cache
+def noise_bank(device: torch.device | str = "cpu") -> Tensor:
+    """A table ``(NOISE_ROWS, NOISE_COLS)`` of standard normal numbers (float32), drawn once on the
+    CPU from a fixed seed, so the same on every device; made once per device."""
+    values = np.random.default_rng(NOISE_SEED).standard_normal((NOISE_ROWS, NOISE_COLS), dtype=np.float32)
+    return torch.from_numpy(values).to(device)
+
+
+def shot_noise(shot: Shot, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
+    """The normal numbers ``(B, C, H, W)`` of each shot: its rows and columns of ``noise_bank()``."""
+    B, C, H, W = shape
+    rows = (torch.arange(C * H, device=device) * shot.rows[:, :1] + shot.rows[:, 1:]) % NOISE_ROWS
+    cols = (torch.arange(W, device=device) * shot.cols[:, :1] + shot.cols[:, 1:]) % NOISE_COLS
+    bank = noise_bank(device)
+    return torch.stack([bank.index_select(0, r).index_select(1, c) for r, c in zip(rows, cols)]).view(shape)
+
+
+def camera_shot(image: Tensor, shot: Shot) -> Tensor:
+    """``image`` (B, 3, H, W) in [0, 1] as one photograph takes it: scaled by its exposure and
+    white balance, clipped like a sensor, then noise of variance ``read**2 + gain * signal``."""
+    x = (image * (shot.exposure[:, None] * shot.white)[:, :, None, None]).clamp(0, 1)
+    sigma = (shot.read[:, None, None, None] ** 2 + shot.gain[:, None, None, None] * x).sqrt()
+    return (x + sigma * shot_noise(shot, x.shape, x.device)).clamp(0, 1)
+
+
+def draw_shot(d: Draws) -> Shot:
+    """One photograph's camera: exposure within +-15 %, white balance within +-5 % per channel,
+    noise from none to a dim room's (its level squared: most shots are clean)."""
+    level = d() ** 2
+    walk = torch.stack([2 * d(0, NOISE_ROWS // 2).floor() + 1, d(0, NOISE_ROWS).floor(),
+                        2 * d(0, NOISE_COLS // 2).floor() + 1, d(0, NOISE_COLS).floor()], -1).long()
+    return Shot(exposure=torch.exp(d(-0.15, 0.15)), white=torch.exp(d(-0.05, 0.05, 3)),
+                read=0.002 + 0.013 * level, gain=0.002 * level * d(), rows=walk[:, :2], cols=walk[:, 2:])
+
+
+def draw_room_look(u: Tensor, paintings: Paintings) -> tuple[RoomLook, Shot]:
+    """Photographs for the surfaces and frames of rooms with ``paintings``, and the BG shot's
+    camera, from a table of uniforms ``u`` (B, LOOK_DRAWS)."""
+    d = Draws(u)
+    n = len(texture_images())
+    tex, scale = d.choice(n, 3), d(0.5, 3.0, 3)
+    angle = d(0, math.pi, 3) * (d(0, 1, 3) < 0.5)
+    shift, contrast = d(0, 2, 3, 2), d(0.08, 0.3, 3)
+    photo, ptex, half = d(0, 1, N_PAINTINGS) < 0.6, d.choice(n, N_PAINTINGS), d(0.2, 0.5, N_PAINTINGS)
+    aspect = paintings.hw / paintings.hh                 # a crop of the frame's shape
+    crop_hw, crop_hh = half * aspect.clamp(max=1), half * (1 / aspect).clamp(max=1)
+    crop = torch.stack([crop_hw + d(0, 1, N_PAINTINGS) * (1 - 2 * crop_hw),
+                        crop_hh + d(0, 1, N_PAINTINGS) * (1 - 2 * crop_hh)], -1)
+    return RoomLook(tex, scale, angle, shift, contrast, photo, ptex, crop, crop_hw, crop_hh), draw_shot(d)
+
+
+def draw_fg_look(u: Tensor, room: RoomLook, wall: Tensor) -> tuple[FgLook, Tensor, Shot]:
+    """Photographs for each figure and prop — a fifth of them camouflaged in the walls' colour
+    ``wall`` (B, 3) and photograph ``room``, a quarter of the rest in a photograph's own colours —,
+    the feather of the edges (B,) in pixels and the BG-FG shot's camera, from uniforms ``u``
+    (B, LOOK_DRAWS)."""
+    d = Draws(u)
+    k, n = N_FIGURES + N_PROPS, len(texture_images())
+    tex, scale = d.choice(n, k), d(0.3, 1.5, k)
+    angle = d(0, math.pi, k) * (d(0, 1, k) < 0.5)
+    shift, contrast = d(0, 2, k, 2), d(0.1, 0.35, k)
+    own, camo = d(0, 1, k) < 0.25, d(0, 1, k) < 0.2
+    tex, scale, angle, contrast = (torch.where(camo, walls[:, 1:2], mine) for walls, mine in
+                                   ((room.tex, tex), (room.scale, scale), (room.angle, angle), (room.contrast, contrast)))
+    prims = torch.tensor([FIGURE_PRIMS] * N_FIGURES + [PROP_PRIMS] * N_PROPS)
+    tex, scale, angle, shift, contrast, own, camo = (x.repeat_interleave(prims, dim=1) for x in (
+        tex, scale, angle, shift, contrast, own & ~camo, camo))
+    return FgLook(tex, scale, angle, shift, contrast, own, camo, wall), d(0.5, 1.0), draw_shot(d)
+
+
+def dress(scene: Scene, fg: Foreground, realism: Realism, room_keys: list[tuple[int, ...]],
+          fg_keys: list[tuple[int, ...]]) -> tuple[Scene, Foreground]:
+    """``scene`` and ``fg`` with the parts of ``realism`` that are on. Every part is drawn, on or
+    off, from the streams of ``room_keys`` and ``fg_keys`` (one key per sample), so that one switch
+    never changes what another does."""
+    look, bg_shot = draw_room_look(scene_uniforms(room_keys, LOOK_DRAWS), scene.paintings)
+    fg_look, feather, fg_shot = draw_fg_look(scene_uniforms(fg_keys, LOOK_DRAWS), look, scene.room.c1[:, 1])
+    scene = replace(scene, texture=look if realism.textures else None, shot=bg_shot if realism.camera else None)
+    return scene, replace(fg, texture=fg_look if realism.fg_textures else None,
+                          feather=feather if realism.soft_edges else None, shot=fg_shot if realism.camera else None)
+
+
 def render(scene: Scene, fg: Foreground, size: int) -> dict[str, Tensor]:
     """Render a batch of scenes: ``bg`` (the room alone) and ``bg_fg`` (with its figures and
-    props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``."""
+    props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``.
+    The optional parts of ``scene`` and ``fg`` add photographs, soft edges and two shots."""
     padded = -(-size // TILE) * TILE
     dirs = camera_rays(scene.camera, size, padded)
+    pixel = 2 / (size * scene.camera.focal)             # a pixel's width 1 m in front of the camera
     t_room, face = room_hit(scene, *dirs)
-    bg = room_colors(scene, t_room, face, *dirs)
+    bg = room_colors(scene, t_room, face, *dirs, pixel=pixel)
     t, who = render_foreground(scene.camera, fg, dirs, t_room, size, padded)
-    flat, lit = foreground_colors(scene, fg, who, t, dirs)
+    flat, lit = foreground_colors(scene, fg, who, t, dirs, pixel=pixel)
     bg = bg.contiguous()
     bg_fg = bg.clone()
     bg_fg.view(3, -1)[:, flat] = lit
@@ -665,17 +995,27 @@ def render(scene: Scene, fg: Foreground, size: int) -> dict[str, Tensor]:
     def image(x):
         return x.reshape(-1, B, padded, padded)[:, :, :size, :size].transpose(0, 1).contiguous()
 
-    return dict(bg=image(bg), bg_fg=image(bg_fg), mask=image((who >= 0)[None].float()),
-                depth=image((t / FAR).clamp(0, 1)[None]))
+    out = dict(bg=image(bg), bg_fg=image(bg_fg), mask=image((who >= 0)[None].float()),
+               depth=image((t / FAR).clamp(0, 1)[None]))
+    if fg.feather is not None:
+        out["bg_fg"] = soft_composite(out["bg"], out["bg_fg"], out["mask"], fg.feather)
+    if scene.shot is not None:
+        out["bg"] = camera_shot(out["bg"], scene.shot)
+    if fg.shot is not None:
+        out["bg_fg"] = camera_shot(out["bg_fg"], fg.shot)
+    return out
 
 
 def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per_bg: int = 1,
-                 device: torch.device | str = "cpu") -> dict[str, Tensor]:
+                 device: torch.device | str = "cpu", realism: Realism | bool | str | None = None) -> dict[str, Tensor]:
     """Samples ``indices`` of the synthetic museum, rendered on ``device``.
 
     Sample i shows background (room, camera, light) ``i // fg_per_bg`` with foreground set
     ``i % fg_per_bg``; each depends only on (seed, split, i), never on the batch around it.
-    Sizes above ``MAX_SIZE`` are refused (ValueError): rendering memory grows with size**2."""
+    ``realism`` (see ``Realism``; ``True``: all of it; default: none) imitates photographs;
+    mask and depth stay exact. Sizes above ``MAX_SIZE`` are refused (ValueError): rendering
+    memory grows with size**2."""
+    realism = Realism.of(realism)
     if split not in SPLITS:
         raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
     if not 8 <= size <= MAX_SIZE or fg_per_bg < 1:
@@ -686,6 +1026,9 @@ def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per
     fgs = [(seed, stream, 1, i // fg_per_bg, i % fg_per_bg) for i in idx]
     scene = draw_scene(scene_uniforms(rooms, ROOM_DRAWS))
     fg = draw_foreground(scene_uniforms(fgs, FG_DRAWS), scene)
+    if realism != Realism():
+        scene, fg = dress(scene, fg, realism, [(seed, stream, 2, i // fg_per_bg) for i in idx],
+                          [(seed, stream, 3, i // fg_per_bg, i % fg_per_bg) for i in idx])
     scene, fg = scene.to(device), fg.to(device)
     chunk = max(1, (1 << 18) // (size * size))
     parts = []

@@ -1,4 +1,5 @@
 """Datasets, statistics, augmentation, the MODEST writer and reader, and the CLI."""
+import json
 import shutil
 from pathlib import Path
 
@@ -6,8 +7,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dsnet import data, modest
+from dsnet import data, modest, scene
 from dsnet.cli import main
+from dsnet.scene import Realism
 
 FIXTURE = Path(__file__).parent / "fixtures" / "modest_tiny"
 
@@ -26,6 +28,20 @@ def test_synthetic_dataset_items_and_loader():
         ds[10]
     with pytest.raises(ValueError):
         data.SyntheticMuseum(split="holdout")
+
+
+def test_synthetic_dataset_takes_realism():
+    ds = data.SyntheticMuseum(size=32, length=4, realism="camera")
+    assert ds.realism == Realism(camera=True)
+    b = ds.batch(range(4))
+    ref = scene.museum_batch(range(4), 32, realism=Realism(camera=True))
+    assert all(torch.equal(b[k], ref[k]) for k in b)
+    plain = data.SyntheticMuseum(size=32, length=4).batch(range(4))
+    assert torch.equal(b["mask"], plain["mask"]) and torch.equal(b["depth"], plain["depth"])
+    assert not torch.equal(b["bg"], plain["bg"])
+    assert data.SyntheticMuseum(size=32, length=4, realism=True).realism == Realism.parse("all")
+    with pytest.raises(ValueError, match="unknown realism 'glossy'"):
+        data.SyntheticMuseum(realism="glossy")
 
 
 def test_batches_cover_the_dataset_once():
@@ -145,6 +161,24 @@ def test_writer_refuses_foreign_or_mismatched_folders(tmp_path):
     modest.write_modest(tmp_path / "m", count=2, size=16, progress=False)
     with pytest.raises(modest.ModestError, match="other settings"):
         modest.write_modest(tmp_path / "m", count=2, size=32, progress=False)
+
+
+def test_writer_records_realism(tmp_path):
+    root = modest.write_modest(tmp_path / "m", count=2, size=16, progress=False, realism="textures,camera")
+    assert json.loads((root / modest.MARKER).read_text())["realism"] == "textures,camera"
+    plain = modest.write_modest(tmp_path / "p", count=2, size=16, progress=False)
+    assert "realism" not in json.loads((plain / modest.MARKER).read_text())    # as before realism existed
+    with pytest.raises(modest.ModestError, match="realism='textures,camera'"):
+        modest.write_modest(root, count=2, size=16, progress=False)
+    with pytest.raises(modest.ModestError, match="realism=None"):
+        modest.write_modest(plain, count=2, size=16, progress=False, realism=True)
+    modest.write_modest(root, count=2, size=16, progress=False, realism=Realism(textures=True, camera=True))
+    item = modest.ModestMuseum(root, split="all")[1]
+    rendered = scene.museum_batch(range(2), 16, fg_per_bg=4, realism="textures,camera")
+    assert (item["bg_fg"] - rendered["bg_fg"][1]).abs().mean() < 0.05
+    with pytest.raises(modest.ModestError, match="unknown realism 'matte'"):
+        modest.write_modest(tmp_path / "q", count=2, size=16, progress=False, realism="matte")
+    assert not (tmp_path / "q").exists()
 
 
 def _copy_fixture(tmp_path):

@@ -1,5 +1,7 @@
 """`dsnet data` and `python -m dsnet.data`: bad input is one line and exit status 2, found
 before anything is written, and a refused or failed run leaves nothing that refuses the next."""
+import dataclasses
+import json
 import subprocess
 import sys
 
@@ -88,6 +90,23 @@ def test_help_states_the_size_limit(capsys):
     with pytest.raises(SystemExit):
         main(["data", "generate", "--help"])
     assert f"at most {scene.MAX_SIZE}" in " ".join(capsys.readouterr().out.split())
+
+
+def test_realism_option(tmp_path, capsys):
+    assert data_command.REALISM == tuple(f.name for f in dataclasses.fields(scene.Realism))
+    assert _generate(tmp_path / "m", "--realism", "glossy") == 2
+    _one_line(capsys, "--realism", "glossy", "soft_edges")
+    assert not (tmp_path / "m").exists()
+    assert _generate(tmp_path / "m", "--realism") == 0                    # alone: all of it
+    assert json.loads((tmp_path / "m" / modest.MARKER).read_text())["realism"] == "all"
+    assert _generate(tmp_path / "n", "--realism", "soft-edges,camera") == 0
+    assert json.loads((tmp_path / "n" / modest.MARKER).read_text())["realism"] == "soft_edges,camera"
+    assert _generate(tmp_path / "n") == 2                                   # resumed without it: refused
+    _one_line(capsys, "other settings", "realism='soft_edges,camera'")
+    assert main(["data", "bench", "--sizes", "16", "--batch-size", "2", "--repeats", "1", "--realism", "camera"]) == 0
+    assert "realism camera" in capsys.readouterr().out
+    assert main(["data", "bench", "--sizes", "16", "--realism", "x"]) == 2
+    _one_line(capsys, "--realism", "'x'")
 
 
 def test_unavailable_device_is_one_line(tmp_path, capsys):

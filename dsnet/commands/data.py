@@ -1,7 +1,8 @@
 """``dsnet data``: write the synthetic museum to disk, and measure how fast it renders.
 
     dsnet data generate --out data/museum --count 10000 --size 224
-    dsnet data bench --sizes 224 96 64
+    dsnet data generate --out data/real-ish --count 10000 --realism
+    dsnet data bench --sizes 224 96 64 --realism textures,camera
 """
 from __future__ import annotations
 
@@ -14,6 +15,14 @@ import time
 MAX_SIZE = 1024
 SIZE_HELP = (f"at most {MAX_SIZE}: the renderer's memory grows with the square of the size, and the "
              "training presets use 64 to 224")
+# dsnet.scene.Realism's switches, repeated for the same reason; a test keeps them equal.
+REALISM = ("textures", "soft_edges", "fg_textures", "camera")
+REALISM_HELP = ("imitate photographs: alone, all of it; or some of " + ", ".join(n.replace("_", "-") for n in REALISM)
+                + ", separated by commas (default: none; mask and depth stay exact)")
+
+
+def _add_realism(parser) -> None:
+    parser.add_argument("--realism", nargs="?", const="all", default="none", metavar="SWITCHES", help=REALISM_HELP)
 
 
 def register(subparsers) -> None:
@@ -32,6 +41,7 @@ def register(subparsers) -> None:
     gen.add_argument("--batch-size", type=int, default=32)
     gen.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ... or auto")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_realism(gen)
     gen.set_defaults(func=generate)
     bench = sub.add_parser("bench", help="samples per second of the renderer")
     bench.add_argument("--sizes", type=int, nargs="+", default=[224, 96, 64],
@@ -40,7 +50,19 @@ def register(subparsers) -> None:
     bench.add_argument("--repeats", type=int, default=5, help="timed batches per size (median reported)")
     bench.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ... or auto")
     bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    _add_realism(bench)
     bench.set_defaults(func=bench_command)
+
+
+def _realism(text: str):
+    """The ``Realism`` that ``--realism`` names, or a UsageError naming the problem."""
+    from dsnet.commands import UsageError
+    from dsnet.scene import Realism
+
+    try:
+        return Realism.parse(text)
+    except ValueError as error:
+        raise UsageError(f"--realism: {error}") from None
 
 
 def _pick_device(name: str):
@@ -65,20 +87,22 @@ def generate(args: argparse.Namespace) -> int:
         raise UsageError(f"--size must be from 8 to {MAX_SIZE} pixels, not {args.size}")
     if not 1 <= args.quality <= 100:
         raise UsageError("--quality must be in 1..100")
+    realism = _realism(args.realism)
     device = _pick_device(args.device)
     try:
         root = write_modest(args.out, args.count, size=args.size, seed=args.seed, fg_per_bg=args.fg_per_bg,
                             split=args.split, quality=args.quality, batch_size=args.batch_size,
-                            device=device, progress=not args.quiet)
+                            device=device, progress=not args.quiet, realism=realism)
     except ModestError as error:
         raise UsageError(str(error)) from None
     print(f"{args.count} samples in {root}")
     return 0
 
 
-def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="cpu") -> dict[int, float]:
-    """Median samples/s of :func:`dsnet.scene.museum_batch` per size (one warm-up batch first;
-    every timed batch shows new scenes)."""
+def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="cpu",
+          realism=None) -> dict[int, float]:
+    """Median samples/s of :func:`dsnet.scene.museum_batch` per size, with ``realism`` (see
+    :class:`dsnet.scene.Realism`; one warm-up batch first; every timed batch shows new scenes)."""
     import torch
 
     from dsnet.scene import museum_batch
@@ -89,12 +113,13 @@ def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="c
 
     out = {}
     for size in sizes:
-        museum_batch(range(batch_size), size, seed=1, device=device)
+        museum_batch(range(batch_size), size, seed=1, device=device, realism=realism)
         rates = []
         for r in range(repeats):
             sync()
             start = time.perf_counter()
-            museum_batch(range((r + 1) * batch_size, (r + 2) * batch_size), size, seed=1, device=device)
+            museum_batch(range((r + 1) * batch_size, (r + 2) * batch_size), size, seed=1, device=device,
+                         realism=realism)
             sync()
             rates.append(batch_size / (time.perf_counter() - start))
         out[size] = statistics.median(rates)
@@ -108,11 +133,12 @@ def bench_command(args: argparse.Namespace) -> int:
 
     if not 8 <= min(args.sizes) <= max(args.sizes) <= MAX_SIZE or args.batch_size < 1 or args.repeats < 1:
         raise UsageError(f"--sizes must be from 8 to {MAX_SIZE}, --batch-size and --repeats >= 1")
+    realism = _realism(args.realism)
     if args.threads:
         torch.set_num_threads(args.threads)
     device = _pick_device(args.device)
     print(f"device {device}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "
-          f"median of {args.repeats}")
-    for size, rate in bench(args.sizes, args.batch_size, args.repeats, device).items():
+          f"median of {args.repeats}, realism {realism}")
+    for size, rate in bench(args.sizes, args.batch_size, args.repeats, device, realism).items():
         print(f"{size:>5} x {size:<5} {rate:8.1f} samples/s")
     return 0
