@@ -12,7 +12,11 @@ from typing import Any
 
 
 def glue(name: str, value: Any) -> Any:
-    """Make ``value`` available to the prose as ``{glue:text}`name```; returns ``value``."""
+    """Make ``value`` available to the prose as ``{glue:text}`name```; returns ``value``. A numpy
+    or torch scalar is glued as the Python number it holds, so that format specs such as
+    ``{glue:text}`name:.3f``` work on it."""
+    if getattr(value, "ndim", None) == 0 and hasattr(value, "item"):
+        value = value.item()
     try:
         from myst_nb import glue as myst_glue
     except ImportError:

@@ -108,3 +108,19 @@ def test_no_function_in_the_package_is_longer_than_60_lines():
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) and node.end_lineno - node.lineno >= 60:
                 long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({node.end_lineno - node.lineno + 1} lines)")
     assert long == []
+
+
+def test_glue_hands_the_book_plain_numbers(monkeypatch):
+    import numpy as np
+    import torch
+
+    import myst_nb
+
+    from dsnet.book import glue
+
+    glued = {}
+    monkeypatch.setattr(myst_nb, "glue", lambda name, value, display=False: glued.update({name: value}))
+    glue("a", np.float64(0.25))
+    glue("b", torch.tensor(3))
+    glue("c", 0.5)
+    assert glued == {"a": 0.25, "b": 3, "c": 0.5} and all(type(v) in (float, int) for v in glued.values())
