@@ -956,8 +956,8 @@ def draw_fg_look(u: Tensor, room: RoomLook, wall: Tensor) -> tuple[FgLook, Tenso
     angle = d(0, math.pi, k) * (d(0, 1, k) < 0.5)
     shift, contrast = d(0, 2, k, 2), d(0.1, 0.35, k)
     own, camo = d(0, 1, k) < 0.25, d(0, 1, k) < 0.2
-    tex, scale, angle, contrast = (torch.where(camo, walls[:, 1:2], mine) for walls, mine in
-                                   ((room.tex, tex), (room.scale, scale), (room.angle, angle), (room.contrast, contrast)))
+    pairs = ((room.tex, tex), (room.scale, scale), (room.angle, angle), (room.contrast, contrast))
+    tex, scale, angle, contrast = (torch.where(camo, walls[:, 1:2], mine) for walls, mine in pairs)
     prims = torch.tensor([FIGURE_PRIMS] * N_FIGURES + [PROP_PRIMS] * N_PROPS)
     tex, scale, angle, shift, contrast, own, camo = (x.repeat_interleave(prims, dim=1) for x in (
         tex, scale, angle, shift, contrast, own & ~camo, camo))
