@@ -98,8 +98,8 @@ class Predictor:
     source: str = "module"
 
     def __call__(self, bg: ImageInput, bg_fg: ImageInput, *, size: SizeSpec = None, batch_size: int = 16,
-                 threshold: float = 0.5) -> PredictionResult:
-        return _predict(self, bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold)
+                 threshold: float = 0.5, align: bool = True) -> PredictionResult:
+        return _predict(self, bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold, align=align)
 
 
 def load_predictor(model: ModelSource = None, device: str | torch.device | None = None) -> Predictor:
@@ -149,7 +149,7 @@ class PredictionResult:
 
 
 def _predict(predictor: Predictor, bg: ImageInput, bg_fg: ImageInput, *, size: SizeSpec, batch_size: int,
-             threshold: float) -> PredictionResult:
+             threshold: float, align: bool = True) -> PredictionResult:
     if not 0 < threshold < 1:
         raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
     if batch_size < 1:
@@ -161,7 +161,7 @@ def _predict(predictor: Predictor, bg: ImageInput, bg_fg: ImageInput, *, size: S
         raise ValueError(f"bg is {bgs.height}x{bgs.width} pixels but bg_fg is {fgs.height}x{fgs.width}: "
                          "BG and BG-FG must show the same view at the same size")
     mask_size, depth_size = plan_sizes(bgs.height, bgs.width, size, predictor.train_size)
-    depth, mask_prob = _run(predictor, bgs, fgs, mask_size, depth_size, batch_size)
+    depth, mask_prob = _run(predictor, bgs, fgs, mask_size, depth_size, batch_size, align)
     if not (bgs.batched or fgs.batched):
         depth, mask_prob = depth[0], mask_prob[0]
     return PredictionResult(mask=mask_prob > threshold, mask_prob=mask_prob, depth=depth, mask_size=mask_size,
@@ -169,8 +169,9 @@ def _predict(predictor: Predictor, bg: ImageInput, bg_fg: ImageInput, *, size: S
 
 
 def _run(predictor: Predictor, bgs: Images, fgs: Images, mask_size: tuple[int, int],
-         depth_size: tuple[int, int], batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The depth and the mask probability, float32 ``(N, H, W)`` at the input's size. Memory
+         depth_size: tuple[int, int], batch_size: int, align: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The depth and the mask probability, float32 ``(N, H, W)`` at the input's size, with BG
+    aligned to BG-FG first if ``align`` (:func:`align_to`, at each size the network sees). Memory
     holds a batch at the network's sizes and one full-size output map besides the result."""
     model, device = predictor.model, predictor.device
     dtype = next(model.parameters()).dtype
@@ -185,6 +186,7 @@ def _run(predictor: Predictor, bgs: Images, fgs: Images, mask_size: tuple[int, i
             stop = min(start + batch_size, len(bgs))
             outputs = {}
             for net_size, b, f in zip(sizes, bgs.batch(start, stop, sizes), fgs.batch(start, stop, sizes)):
+                b = align_to(b, f) if align else b
                 x = {k: v.to(device, dtype, memory_format=layout)
                      for k, v in normalize({"bg": b, "bg_fg": f}).items()}
                 outputs[net_size] = model(x["bg"], x["bg_fg"])
@@ -211,20 +213,21 @@ def _eval_mode(model: nn.Module):
 
 def predict(bg: ImageInput, bg_fg: ImageInput, model: ModelSource = None, *, size: SizeSpec = None,
             device: str | torch.device | None = None, batch_size: int = 16,
-            threshold: float = 0.5) -> PredictionResult:
+            threshold: float = 0.5, align: bool = True) -> PredictionResult:
     """The foreground's mask and the scene's depth for BG ``bg`` and BG-FG ``bg_fg``.
 
     Inputs: file paths, PIL images, numpy arrays (``H x W x C`` or ``N x H x W x C``), tensors
     (``C x H x W`` or ``N x C x H x W``) or lists of them, at most ``dsnet.images.MAX_PIXELS``
     each, values in [0, 1] (floats) or 0-255 (uint8). ``model``: a checkpoint, a ``.safetensors``
     file, a ``DSResNet``, a :class:`Predictor`, or None for the shipped weights (loaded once per
-    device and kept). ``size``: see :func:`plan_sizes`. Returns a :class:`PredictionResult` at the
-    input's size."""
+    device and kept). ``size``: see :func:`plan_sizes`. ``align``: first move and re-expose BG to
+    match BG-FG (:func:`align_to`; a pair that lines up is left as it is), as two shots from a
+    hand-held camera need. Returns a :class:`PredictionResult` at the input's size."""
     if model is None:
         predictor = _shipped(pick_device(device), str(pretrained_files()["weights"]))
     else:
         predictor = load_predictor(model, device)
-    return predictor(bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold)
+    return predictor(bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold, align=align)
 
 
 def prediction_paths(out_dir: str | os.PathLike, name: str, figure: bool = True) -> dict[str, Path]:
@@ -258,3 +261,70 @@ def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: 
         fig.tight_layout()
         written["figure"] = atomic_write(paths["figure"], lambda tmp: fig.savefig(tmp, format="png", dpi=100))
     return written
+
+
+def shift_image(images: Tensor, dy: int, dx: int) -> Tensor:
+    """``images`` ``(N, C, H, W)`` moved ``dy`` pixels down and ``dx`` right, the uncovered strip
+    repeating the edge; the same shape."""
+    height, width = images.shape[-2:]
+    pad = max(abs(dy), abs(dx))
+    if pad == 0:
+        return images
+    padded = torch.nn.functional.pad(images, (pad, pad, pad, pad), mode="replicate")
+    return padded[..., pad - dy:pad - dy + height, pad - dx:pad - dx + width]
+
+
+def estimate_shift(image: Tensor, reference: Tensor) -> tuple[int, int]:
+    """The whole-pixel ``(dy, dx)`` by which ``image`` ``(C, H, W)`` must move to line up with
+    ``reference`` (same shape), by phase correlation."""
+    height, width = image.shape[-2:]
+    window = torch.hann_window(height, periodic=False)[:, None] * torch.hann_window(width, periodic=False)
+    a, b = ((x.float().mean(0) - x.float().mean()) * window for x in (image, reference))
+    cross = torch.fft.rfft2(b) * torch.fft.rfft2(a).conj()
+    peak = int(torch.fft.irfft2(cross / cross.abs().clamp(min=1e-12), s=(height, width)).argmax())
+    dy, dx = divmod(peak, width)
+    return (dy - height if dy > height // 2 else dy), (dx - width if dx > width // 2 else dx)
+
+
+def exposure_gain(image: Tensor, reference: Tensor, step: float = 0.005) -> Tensor:
+    """One gain per channel ``(C,)`` that brings ``image`` ``(C, H, W)`` to the exposure of
+    ``reference``: the most common ratio of their pixels (the peak of a histogram of log ratios in
+    bins of ``step``, one bin centred on 1), over the pixels neither dark nor clipped in both.
+    The background, whose pixels share the ratio, makes the peak wherever the foreground's
+    scattered ratios fall; 1 exactly where the two photos agree."""
+    usable = (image > 0.02) & (reference > 0.02) & (image < 0.98) & (reference < 0.98)
+    logs = torch.log(reference.clamp(min=0.02) / image.clamp(min=0.02))
+    bins = round(1.0 / step)                      # log ratios within +-1: gains from 0.37 to 2.7
+    gains = torch.ones(image.shape[0])
+    for c in range(image.shape[0]):
+        values = logs[c][usable[c]]
+        if values.numel() >= 64:
+            counts = torch.histc(values, bins=2 * bins + 1, min=-(bins + 0.5) * step, max=(bins + 0.5) * step)
+            tent = torch.tensor([[[1.0, 2.0, 3.0, 2.0, 1.0]]])   # symmetric: a single peak stays where it is
+            smooth = torch.nn.functional.conv1d(counts[None, None], tent, padding=2)[0, 0]
+            gains[c] = math.exp((int(smooth.argmax()) - bins) * step)
+    return gains
+
+
+def _shifted_if_closer(image: Tensor, reference: Tensor, dy: int, dx: int, max_shift: float) -> Tensor:
+    height, width = image.shape[-2:]
+    if (dy, dx) == (0, 0) or abs(dy) > max_shift * height or abs(dx) > max_shift * width:
+        return image
+    moved, m = shift_image(image[None], dy, dx)[0], max(abs(dy), abs(dx))
+    inner = (slice(None), slice(m, height - m), slice(m, width - m))
+    closer = (moved[inner] - reference[inner]).abs().mean() < (image[inner] - reference[inner]).abs().mean()
+    return moved if closer else image
+
+
+def align_to(bg: Tensor, bg_fg: Tensor, max_shift: float = 0.1) -> Tensor:
+    """``bg`` ``(N, 3, H, W)`` in [0, 1] lined up with ``bg_fg`` (same shape): moved by the shift
+    :func:`estimate_shift` finds, then scaled by :func:`exposure_gain`. A shift is kept only if it
+    is at most ``max_shift`` of each side (a small camera movement) and brings the two photos
+    closer, away from the border strip it uncovers: phase correlation on flat, untextured
+    pictures can peak elsewhere. A pair that already lines up comes back unchanged."""
+    aligned = []
+    for image, reference in zip(bg, bg_fg):
+        moved = _shifted_if_closer(image, reference, *estimate_shift(image, reference), max_shift)
+        gain = exposure_gain(moved, reference)
+        aligned.append(moved if bool((gain == 1).all()) else (moved * gain[:, None, None]).clamp(0, 1))
+    return torch.stack(aligned)

@@ -1,4 +1,4 @@
-"""Real photographs, a proxy: BG / BG-FG pairs cut from the pictures that ship with matplotlib,
+"""Real photographs, a proxy: BG / BG-FG pairs cut from the photographs that ship with scikit-image,
 with person-shaped foregrounds pasted in with soft edges and exact masks, and two ways to score
 a method on them: a plain per-pixel difference at its best fixed threshold, and ``dsnet.predict``
 called as a user calls it.
@@ -35,8 +35,10 @@ if TYPE_CHECKING:
 
 COVERAGE = (0.015, 0.05)
 """The share of the frame the figures of one pair cover, at least and at most."""
-BACKGROUNDS = {"photo": 0.75, "relief": 0.25}
-"""The pictures the scenes are cut from, with the share of pairs cut from each."""
+BACKGROUNDS = {"astronaut": 0.2, "coffee": 0.2, "chelsea": 0.2, "rocket": 0.2, "camera": 0.2}
+"""The photographs the scenes are cut from (scikit-image's), with the share of pairs cut from each."""
+CLOTHES = ("brick", "grass", "gravel", "hubble_deep_field", "immunohistochemistry")
+"""More of scikit-image's pictures that only the figures' clothes are cut from (so are the scenes')."""
 THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 51))
 """The fixed thresholds the pixel-difference baseline chooses from (0.01 to 0.50)."""
 CAMOUFLAGE = 0.2
@@ -47,39 +49,22 @@ _PARTS = np.array([0, 1, 2, 2, 1, 1, 2, 2, 1, 1])   # capsule -> head, upper bod
 
 @functools.cache
 def source_images() -> dict[str, np.ndarray]:
-    """The pictures the proxy is cut from, float32 ``(H, W, 3)`` in [0, 1]: ``photo`` (Grace
-    Hopper's portrait, the one photograph in matplotlib's sample data), ``relief`` (a real
-    elevation model, hill-shaded and coloured), and, for clothes only, ``icon`` (a pixel-art
-    present), ``scan`` (an MRI slice) and ``terrain`` (coloured topography). Loaded once; treat
-    them as read-only."""
-    import gzip
+    """The pictures the proxy is cut from, float32 ``(H, W, 3)`` in [0, 1], by name: the
+    photographs of :data:`BACKGROUNDS` and the pictures of :data:`CLOTHES`, all from
+    scikit-image's ``data`` module (grey ones repeated over three channels). None of them is a
+    picture the renderer uses (those come from matplotlib), so a model trained with
+    :class:`dsnet.Realism` has never seen them. Loaded once; treat them as read-only."""
+    try:
+        from skimage import data
+    except ModuleNotFoundError:
+        raise ModuleNotFoundError("the proxy is cut from scikit-image's sample photographs, and scikit-image is "
+                                  "not installed: pip install scikit-image (or dsnet[proxy])") from None
 
-    import matplotlib
-    from matplotlib import cbook
-    from matplotlib.colors import LightSource, Normalize
-    from PIL import Image
+    def rgb(image: np.ndarray) -> np.ndarray:
+        image = image[..., :3] if image.ndim == 3 else np.repeat(image[..., None], 3, -1)
+        return np.ascontiguousarray(image, dtype=np.float32) / 255.0
 
-    def sample(name: str) -> str:
-        return cbook.get_sample_data(name, asfileobj=False)
-
-    def colored(values: np.ndarray, cmap: str) -> np.ndarray:
-        return matplotlib.colormaps[cmap](Normalize()(values))[..., :3]
-
-    photo = np.asarray(Image.open(sample("grace_hopper.jpg")).convert("RGB")) / 255.0
-    icon = Image.open(sample("Minduka_Present_Blue_Pack.png")).convert("RGBA")
-    icon = Image.alpha_composite(Image.new("RGBA", icon.size, (200, 190, 170, 255)), icon)
-    dem = np.load(sample("jacksboro_fault_dem.npz"))["elevation"]
-    with gzip.open(sample("s1045.ima.gz")) as f:
-        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
-    images = {
-        "photo": photo,
-        "relief": LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"],
-                                                          vert_exag=0.05, blend_mode="soft")[..., :3],
-        "icon": np.asarray(icon.convert("RGB")) / 255.0,
-        "scan": colored(mri, "bone"),
-        "terrain": colored(np.load(sample("topobathy.npz"))["topo"][::-1], "terrain"),
-    }
-    return {name: np.ascontiguousarray(image, dtype=np.float32) for name, image in images.items()}
+    return {name: rgb(getattr(data, name)()) for name in (*BACKGROUNDS, *CLOTHES)}
 
 
 def _crop(image: np.ndarray, rng: np.random.Generator, size: int, smallest: float) -> np.ndarray:
@@ -325,13 +310,13 @@ Method = Union[None, str, os.PathLike, nn.Module, Callable]
 def evaluate_proxy(model: Method = None, pairs: dict[str, Tensor] | None = None, *, count: int = 64,
                    size: int = 224, seed: int = 0, jpeg_quality: int | None = None,
                    device: str | torch.device | None = None, batch_size: int = 16,
-                   predict_size: SizeSpec = None) -> Score:
+                   predict_size: SizeSpec = None, align: bool = True) -> Score:
     """Mask IoU of a method on the proxy: ``pairs`` (made with :func:`proxy_pairs` from
     ``count``, ``size``, ``seed`` and ``jpeg_quality`` when not given).
 
     ``model``: anything :func:`dsnet.predict` takes (None for the shipped weights, a checkpoint,
     a ``DSResNet``, a ``Predictor``), called as a user calls it, on uint8 ``(N, H, W, 3)``
-    arrays, with ``device``, ``batch_size`` and ``size=predict_size``; or any other function
+    arrays, with ``device``, ``batch_size``, ``size=predict_size`` and ``align``; or any other function
     ``fn(bg, bg_fg)`` of two such arrays that returns masks ``(N, H, W)`` or a result with a
     ``.mask``."""
     from dsnet.inference import Predictor, predict
@@ -342,7 +327,7 @@ def evaluate_proxy(model: Method = None, pairs: dict[str, Tensor] | None = None,
         raise ValueError(f"pairs lacks {sorted(missing)}: pass what proxy_pairs returns")
     bg, bg_fg = ((pairs[k].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy() for k in ("bg", "bg_fg"))
     if model is None or isinstance(model, (str, os.PathLike, nn.Module, Predictor)):
-        result = predict(bg, bg_fg, model, size=predict_size, device=device, batch_size=batch_size)
+        result = predict(bg, bg_fg, model, size=predict_size, device=device, batch_size=batch_size, align=align)
     elif callable(model):
         result = model(bg, bg_fg)
     else:

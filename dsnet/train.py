@@ -23,11 +23,12 @@ from dsnet._version import __version__
 from dsnet.data import SyntheticMuseum, jpeg_round_trip, model_inputs, photometric
 from dsnet.device import amp_dtype, pick_device, precision_name
 from dsnet.files import atomic_write, atomic_write_text
-from dsnet.io import load_checkpoint, save_checkpoint
+from dsnet.io import load_checkpoint, load_pretrained, load_weights, save_checkpoint
 from dsnet.losses import build_loss
 from dsnet.metrics import SegDepthMetrics
 from dsnet.model import DSResNet
 from dsnet.progress import progress
+from dsnet.scene import Realism
 from dsnet.shapes import size_problem
 
 
@@ -64,6 +65,12 @@ class TrainConfig:
     loss: str = option("seed", "loss spec, e.g. 'seed' or '2*rmse:depth + bce:mask + 2*dice:mask'")
     augment: bool = option(False, "photometric augmentation, identical for BG and BG-FG")
     jpeg: bool = option(False, "JPEG round trip of every image at a random quality in 60-95, as in real photos")
+    realism: str = option("none", "synthetic data: the renderer's imitations of photographs, 'all', 'none' or "
+                                   "some of textures,soft_edges,fg_textures,camera (see dsnet.Realism)")
+    realism_share: float = option(1.0, "synthetic data with realism: the share of training scenes rendered with it, "
+                                       "the rest plain (validation and test use realism throughout)")
+    init: str = option("", "start from these weights instead of a random initialization: 'pretrained' (the "
+                           "shipped ones), a checkpoint, its run folder or a .safetensors file")
     seed: int = option(0, "seed of data order, augmentation and initialization")
     device: str = option("auto", "auto (CUDA when available), cpu, cuda, cuda:1, ...")
     amp: bool = option(True, "mixed precision on CUDA: bf16 where the GPU has it natively, else fp16 "
@@ -137,6 +144,22 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
     return config
 
 
+def _realism_problem(config: TrainConfig) -> str | None:
+    try:
+        realism = Realism.parse(config.realism)
+    except ValueError as error:
+        return str(error)
+    if config.data != "synthetic" and realism != Realism():
+        return (f"realism {config.realism!r} applies to synthetic data only; a MODEST folder has its own "
+                "(make one with: dsnet data generate --realism)")
+    if not 0 <= config.realism_share <= 1:
+        return f"realism_share must be between 0 and 1, got {config.realism_share}"
+    if config.init not in ("", "pretrained") and not Path(config.init).exists():
+        return (f"init {config.init!r} does not exist; pass 'pretrained', a checkpoint, a run folder or a "
+                ".safetensors file")
+    return None
+
+
 def config_problem(config: TrainConfig) -> str | None:
     """The first thing wrong with ``config``, as a sentence; None if it can train."""
     sizes = [size_problem("size", size) for size, _ in config.stages]
@@ -158,6 +181,7 @@ def config_problem(config: TrainConfig) -> str | None:
          f"lr must be a positive number, got {config.lr} (at 0 nothing is learnt)"),
         (not math.isfinite(config.weight_decay) or config.weight_decay < 0,
          f"weight_decay must be 0 or more, got {config.weight_decay}"),
+        (_realism_problem(config) is not None, _realism_problem(config)),
         (config.data == "synthetic" and config.train_samples < config.batch_size,
          f"train_samples {config.train_samples} is less than one batch of {config.batch_size}"),
         (config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8,
@@ -227,10 +251,15 @@ def train_batches(config: TrainConfig, epoch: int, device: torch.device, ranks: 
     """This rank's share of every training batch of ``epoch``, on ``device``."""
     size, step = config.size_at(epoch), config.batch_size
     if config.data == "synthetic":
-        data = SyntheticMuseum(size, length=(epoch + 1) * config.train_samples, seed=config.seed, device=device)
+        length = (epoch + 1) * config.train_samples
+        real, plain = (SyntheticMuseum(size, length=length, seed=config.seed, device=device, realism=realism)
+                       for realism in (config.realism, "none"))
         order = epoch * config.train_samples + _epoch_order(config.train_samples, config, epoch)
+        draws = torch.Generator().manual_seed(config.seed * 7919 + epoch + 104_729)
+        with_realism = torch.rand(config.train_samples, generator=draws) < config.realism_share
         for start in range(0, steps_per_epoch(config) * step, step):
-            yield data.batch(order[start:start + step][ranks.rank::ranks.world].tolist())
+            chosen = order[start:start + step][ranks.rank::ranks.world]
+            yield _mixed_batch(real, plain, chosen, with_realism[start:start + step][ranks.rank::ranks.world])
         return
     data = _modest(config, "train", size)
     order = _epoch_order(len(data), config, epoch)
@@ -240,12 +269,23 @@ def train_batches(config: TrainConfig, epoch: int, device: torch.device, ranks: 
         yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
+def _mixed_batch(real: SyntheticMuseum, plain: SyntheticMuseum, indices: Tensor, flags: Tensor) -> dict:
+    """Scenes ``indices``, those where ``flags`` is true rendered by ``real``, the others by ``plain``."""
+    if flags.all():
+        return real.batch(indices.tolist())
+    if not flags.any():
+        return plain.batch(indices.tolist())
+    parts = real.batch(indices[flags].tolist()), plain.batch(indices[~flags].tolist())
+    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
+
+
 def eval_batches(config: TrainConfig, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
     """This rank's share of the ``val`` or ``test`` split at ``size``. A MODEST folder has no
     test split of its own: its validation split serves as both."""
     if config.data == "synthetic":
         count = config.val_samples if split == "val" else config.test_samples
-        data = SyntheticMuseum(size, length=count, seed=config.seed, split=split, device=device)
+        data = SyntheticMuseum(size, length=count, seed=config.seed, split=split, device=device,
+                               realism=config.realism)
         for start in range(0, count, config.batch_size):
             chunk = list(range(start, min(start + config.batch_size, count)))[ranks.rank::ranks.world]
             if chunk:
@@ -335,13 +375,23 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
 
 
+def initial_model(config: TrainConfig) -> nn.Module:
+    """A DSResNet with the seeded random initialization, or holding the weights ``config.init``
+    names (fine-tuning: the rest of the run, schedule included, starts afresh)."""
+    model = DSResNet()
+    if config.init:
+        start = load_pretrained() if config.init == "pretrained" else load_weights(config.init)[0]
+        model.load_state_dict(start.state_dict())
+    return model
+
+
 def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.device | None = None) -> Run:
     """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators."""
     ranks, device = ranks or Ranks(), device or pick_device(config.device)
     dtype = amp_dtype(device, config.amp)
     torch.manual_seed(config.seed)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = DSResNet().to(device, memory_format=layout)
+    model = initial_model(config).to(device, memory_format=layout)
     optimizer = build_optimizer(config, model, device)
     net = nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model
     return Run(config, ranks, device, dtype, model, torch.compile(net) if config.compile else net, optimizer,

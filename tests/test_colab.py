@@ -2,7 +2,8 @@
 
 A virtual environment is pinned to the packages of Colab's GPU runtime as Google publishes them
 (googlecolab/backend-info, pip-freeze.gpu.txt): numpy 2.0.2, matplotlib 3.10.0, pillow 11.3.0,
-tqdm 4.67.3, safetensors 0.7.0, jupytext 1.19.3 and ipywidgets 7.7.1, with neither torchinfo nor
+tqdm 4.67.3, safetensors 0.7.0, jupytext 1.19.3, ipywidgets 7.7.1 and scikit-image 0.25.2 (with scipy
+1.16.3; the proxy section cuts its scenes from scikit-image's photographs), with neither torchinfo nor
 nbval. Two exceptions: this machine's Python, and torch 2.13.0 (the only CPU build on its disk;
 Colab has 2.11, and the code keeps to 2.11's API). Each stored ``book/*.ipynb`` then runs as a
 reader gets it, with ``google.colab`` present, so its setup cell installs ``dsnet[colab]`` (here
@@ -24,7 +25,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 COLAB_PINS = ["numpy==2.0.2", "matplotlib==3.10.0", "pillow==11.3.0", "tqdm==4.67.3", "safetensors==0.7.0",
-              "jupytext==1.19.3", "ipywidgets==7.7.1"]
+              "jupytext==1.19.3", "ipywidgets==7.7.1", "scikit-image==0.25.2", "scipy==1.16.3"]
 RUNNER = ["ipykernel", "nbclient", "nbformat"]   # Colab's own kernel machinery, here from PyPI
 TORCH = "torch==2.13.0"
 

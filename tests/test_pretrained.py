@@ -28,7 +28,7 @@ def test_the_manifest_says_how_the_weights_were_made():
 
 def test_the_shipped_weights_reproduce_the_manifests_test_metrics():
     manifest = pretrained_manifest()
-    config = TrainConfig.from_dict({**manifest["config"], "device": "cpu"})
+    config = TrainConfig.from_dict({**manifest["config"], "device": "cpu", "realism": "none"})  # the plain split
     model = load_pretrained("cpu")
     batches = eval_batches(config, "test", manifest["image_size"], torch.device("cpu"), Ranks())
     test = evaluate(model, batches, build_loss(config.loss), config)
@@ -47,11 +47,31 @@ def test_shipping_writes_the_hash_that_load_pretrained_checks(tmp_path, monkeypa
                      "history": [{"size": 64, "seconds": 1.0}]}, run / "best.pt")
     package = {name: tmp_path / "package" / path.name for name, path in files.items()}
     monkeypatch.setattr(ship, "pretrained_files", lambda: package)
+    monkeypatch.setattr(ship, "PROXY", dict(count=2, size=64, seed=0))          # a short proxy: this tests the files
     monkeypatch.setattr(dsnet.io, "pretrained_files", lambda: package)
     assert ship.main([str(run), "--command", "test", "--machine", "test"]) == 0
     shipped = json.loads(package["manifest"].read_text())
     assert shipped["weights_sha256"] == file_sha256(package["weights"])
+    assert set(shipped["proxy"]) == {"lossless", "jpeg75", "pairs", "size"} and shipped["proxy"]["pairs"] == 2
     assert load_pretrained().train_size == 64                      # the hash matches: it loads
     package["weights"].write_bytes(package["weights"].read_bytes()[:-2] + b"\x00\x00")
     with pytest.raises(dsnet.io.CheckpointError, match="SHA-256 differs .*; reinstall dsnet"):
         load_pretrained()
+
+
+def test_new_weights_ship_only_when_synthetic_holds_and_the_proxy_improves_or_the_reverse():
+    spec = importlib.util.spec_from_file_location("ship_pretrained", TOOLS / "ship_pretrained.py")
+    ship = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ship)
+    old, old_proxy = {"mask_iou": 0.950, "depth_rmse": 0.060}, {"lossless": 0.90, "jpeg75": 0.88}
+    slightly_worse = {"mask_iou": 0.949, "depth_rmse": 0.0605}       # within the noise: it holds
+    clearly_worse = {"mask_iou": 0.940, "depth_rmse": 0.060}
+    better_proxy, worse_proxy = {"lossless": 0.93, "jpeg75": 0.92}, {"lossless": 0.93, "jpeg75": 0.85}
+    assert ship.better(slightly_worse, old, better_proxy, old_proxy)
+    assert not ship.better(clearly_worse, old, better_proxy, old_proxy)
+    assert not ship.better(slightly_worse, old, worse_proxy, old_proxy)
+    assert ship.better({"mask_iou": 0.96, "depth_rmse": 0.05}, old, {"lossless": 0.899, "jpeg75": 0.88}, old_proxy)
+    assert not ship.better(old, old, old_proxy, old_proxy)            # nothing gained
+    results = (TOOLS.parent / "book" / "training_results.md").read_text()   # the book states the rule
+    assert (f"(mask IoU at most {ship.SYNTHETIC_SLACK['mask_iou']} lower, depth RMSE at most "
+            f"{ship.SYNTHETIC_SLACK['depth_rmse']} higher)") in " ".join(results.split())

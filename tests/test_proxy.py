@@ -133,3 +133,43 @@ def test_bad_options_are_refused_in_one_sentence(options, message):
 def test_evaluate_proxy_refuses_pairs_without_masks(pairs):
     with pytest.raises(ValueError, match="pairs lacks"):
         proxy.evaluate_proxy(lambda bg, bg_fg: None, {"bg": pairs["bg"], "bg_fg": pairs["bg_fg"]})
+
+
+def test_proxy_and_renderer_draw_on_different_pictures(monkeypatch):
+    """The proxy must stay unseen by a model trained with Realism: its pictures come from
+    scikit-image, the renderer's (paintings and textures) from matplotlib, and neither reads the other."""
+    import sys
+
+    from matplotlib import cbook
+
+    from dsnet import scene
+
+    def no_matplotlib_samples(*args, **kwargs):
+        raise AssertionError("the proxy read matplotlib's sample data")
+
+    monkeypatch.setattr(cbook, "get_sample_data", no_matplotlib_samples)
+    proxy.source_images.cache_clear()
+    try:
+        assert set(proxy.source_images()) == {*proxy.BACKGROUNDS, *proxy.CLOTHES}
+    finally:
+        proxy.source_images.cache_clear()
+    monkeypatch.undo()
+    monkeypatch.setitem(sys.modules, "skimage", None)          # import skimage now fails
+    for loader in (scene.texture_images, scene.painting_images):
+        loader.cache_clear()
+        try:
+            assert len(loader()) > 0
+        finally:
+            loader.cache_clear()
+
+
+def test_a_missing_scikit_image_is_one_clear_message(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)
+    proxy.source_images.cache_clear()
+    try:
+        with pytest.raises(ModuleNotFoundError, match=r"pip install scikit-image \(or dsnet\[proxy\]\)"):
+            proxy.source_images()
+    finally:
+        proxy.source_images.cache_clear()

@@ -36,6 +36,49 @@ def test_config_errors_name_the_problem():
         make_config("quick", stages=((64, 1),), train_samples=32, batch_size=8)
 
 
+def test_realism_is_checked_and_reaches_every_split(tmp_path):
+    with pytest.raises(ValueError, match="unknown realism 'photos': use all, none, or some of textures"):
+        make_config("quick", realism="photos")
+    with pytest.raises(ValueError, match="applies to synthetic data only"):
+        make_config("quick", realism="all", data=str(tmp_path))
+    config = tiny(tmp_path, realism="textures,camera")
+    device, ranks = torch.device("cpu"), training.Ranks()
+    plain = next(training.train_batches(tiny(tmp_path), 0, device, ranks))
+    real = next(training.train_batches(config, 0, device, ranks))
+    test = next(training.eval_batches(config, "test", 64, device, ranks))
+    from dsnet.data import SyntheticMuseum
+    expected = SyntheticMuseum(64, length=8, seed=0, split="test", realism="textures,camera").batch(range(8))
+    assert torch.equal(test["bg_fg"], expected["bg_fg"]) and torch.equal(test["mask"], expected["mask"])
+    assert not torch.equal(plain["bg"], real["bg"])  # the photographs are in the training images
+
+
+def test_realism_share_mixes_plain_and_realistic_scenes(tmp_path):
+    device, ranks = torch.device("cpu"), training.Ranks()
+    batches = {share: next(training.train_batches(tiny(tmp_path, realism="textures", realism_share=share), 0,
+                                                  device, ranks)) for share in (0.0, 0.5, 1.0)}
+    plain, real, mixed = batches[0.0], batches[1.0], batches[0.5]
+    assert torch.equal(plain["bg"], next(training.train_batches(tiny(tmp_path), 0, device, ranks))["bg"])
+    as_plain = [any(torch.equal(x, y) for y in plain["bg"]) for x in mixed["bg"]]
+    as_real = [any(torch.equal(x, y) for y in real["bg"]) for x in mixed["bg"]]
+    assert all(p != r for p, r in zip(as_plain, as_real))     # each scene rendered one way or the other
+    assert 0 < sum(as_real) < len(as_real)
+    with pytest.raises(ValueError, match="realism_share must be between 0 and 1, got 1.5"):
+        make_config("quick", realism_share=1.5)
+
+
+def test_init_starts_from_the_weights_it_names(tmp_path):
+    from dsnet.io import load_pretrained
+
+    first = train(tiny(tmp_path / "first"), log=quiet)
+    run = training.build_run(tiny(tmp_path / "second", init=str(first.best_checkpoint), device="cpu"))
+    start = torch.load(first.best_checkpoint, weights_only=True)["model"]
+    assert all(torch.equal(v, start[k]) for k, v in run.model.state_dict().items())
+    shipped = training.build_run(tiny(tmp_path / "third", init="pretrained", device="cpu")).model.state_dict()
+    assert all(torch.equal(v, w) for v, w in zip(shipped.values(), load_pretrained().state_dict().values()))
+    with pytest.raises(ValueError, match="init 'nowhere.pt' does not exist; pass 'pretrained'"):
+        make_config("quick", init="nowhere.pt")
+
+
 def test_profile_comes_from_the_environment(monkeypatch):
     monkeypatch.setenv("DSNET_PROFILE", "medium")
     assert make_config().profile == "medium"

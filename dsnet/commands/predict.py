@@ -53,6 +53,10 @@ def register(subparsers) -> None:
                         help="what the network sees: 'trained' (the training scale; the default when the "
                              "checkpoint records it), 'native' (nearest multiple of 32), N, or HxW")
     parser.add_argument("--threshold", type=float, default=0.5, help="mask probability threshold (default 0.5)")
+    parser.add_argument("--align", action=argparse.BooleanOptionalAction, default=True,
+                        help="first move and re-expose BG to match BG-FG, one shift and one gain per colour for "
+                             "the whole frame, as two hand-held shots need; a pair that lines up is left as it is "
+                             "(default: on; --no-align skips it)")
     parser.add_argument("--device", default=None, help="cpu, cuda, cuda:1, ... (default: CUDA when available)")
     parser.add_argument("--no-figure", action="store_true", help="write only the mask and depth PNGs")
     parser.add_argument("--overwrite", action="store_true",
@@ -156,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     check_pairs(pairs)
     check_out(args.out)
     result = predict_pairs(predictor, pairs, args.out, size=args.size, threshold=args.threshold,
-                           figures=not args.no_figure, show_progress=len(pairs) > 1)
+                           figures=not args.no_figure, show_progress=len(pairs) > 1, align=args.align)
     print(f"wrote {len(pairs) * (2 if args.no_figure else 3)} files for {len(pairs)} pair(s) to {args.out} "
           f"(network input: mask {result.mask_size[0]}x{result.mask_size[1]}, depth "
           f"{result.depth_size[0]}x{result.depth_size[1]})")
@@ -164,9 +168,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def predict_pairs(predictor, pairs: list[tuple[Path, Path]], out: Path, *, size=None, threshold: float = 0.5,
-                  figures: bool = True, show_progress: bool = True):
+                  figures: bool = True, show_progress: bool = True, align: bool = True):
     """Predict each (BG, BG-FG) file pair in turn and save its outputs into ``out`` as
-    ``NAME_mask.png``, ``NAME_depth.png`` (and ``NAME_figure.png``), NAME being BG-FG's stem.
+    ``NAME_mask.png``, ``NAME_depth.png`` (and ``NAME_figure.png``), NAME being BG-FG's stem;
+    ``align`` as in :func:`dsnet.predict`.
     Returns the last :class:`dsnet.inference.PredictionResult`; a failure is a UsageError that
     says how many pairs were written."""
     from dsnet.inference import save_prediction
@@ -175,7 +180,7 @@ def predict_pairs(predictor, pairs: list[tuple[Path, Path]], out: Path, *, size=
     result = None
     for done, (bg, bg_fg) in enumerate(progress(pairs, desc="predict", unit="pair", disable=not show_progress)):
         try:
-            result = predictor(bg, bg_fg, size=size, threshold=threshold)
+            result = predictor(bg, bg_fg, size=size, threshold=threshold, align=align)
             save_prediction(result, out, bg_fg.stem, bg_fg=bg_fg if figures else None)
         except (ValueError, TypeError, OSError) as error:
             raise UsageError(f"{bg_fg.name}: {str(error).splitlines()[0]} ({done} of {len(pairs)} pair(s) "
