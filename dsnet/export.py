@@ -170,6 +170,8 @@ def _contract(kind: str, path: Path, size: tuple[int, int], predictor, differenc
             "bg": f"float32 {shape}: the background, RGB in [0, 1]",
             "bg_fg": f"float32 {shape}: the same view with the foreground, RGB in [0, 1]",
             "sizes": sizes, "batch": "any N >= 1; bg and bg_fg of one shape", "device": "cpu",
+            "alignment": "not inside: dsnet.predict first lines bg up with bg_fg (one shift, one gain per "
+                         "colour; dsnet.inference.align_to); for two hand-held shots, do the same before calling",
         },
         "normalization": {
             "applied_inside": True,
