@@ -20,7 +20,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
 COLAB_STARTUP = '''import sys, types
 _google = sys.modules.get("google") or types.ModuleType("google")
@@ -41,13 +41,27 @@ def as_colab_gets_it(nb, wheel: Path):
     return nb
 
 
+CELL_TIMEOUT = 300   # seconds; the slowest cell of any chapter takes about a minute here
+
+
 def run(path: Path, wheel: Path, out: Path) -> str | None:
-    nb = as_colab_gets_it(nbformat.read(path, as_version=4), wheel)
-    folder = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=out))
-    try:
-        NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    except CellExecutionError as error:
-        return "\n".join(str(error).strip().splitlines()[-15:])
+    """Execute one notebook as Colab gets it; the failing cell's error, or None. A cell that gets no
+    answer within CELL_TIMEOUT is tried once more in a fresh kernel and folder: now and then the
+    kernel and this client lose a message between them and both sit idle, waiting on each other,
+    which is no fault of the chapter. A chapter that hangs twice fails."""
+    for attempt in (1, 2):
+        nb = as_colab_gets_it(nbformat.read(path, as_version=4), wheel)
+        folder = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=out))
+        try:
+            NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
+                           resources={"metadata": {"path": str(folder)}}).execute()
+            return None
+        except CellTimeoutError as error:
+            if attempt == 2:
+                return f"no answer within {CELL_TIMEOUT} s, twice: " + str(error).strip().splitlines()[0]
+            print(f"{path.name}: no answer within {CELL_TIMEOUT} s; once more in a fresh kernel", flush=True)
+        except CellExecutionError as error:
+            return "\n".join(str(error).strip().splitlines()[-15:])
     return None
 
 
