@@ -295,12 +295,12 @@ def exposure_gain(image: Tensor, reference: Tensor, step: float = 0.005) -> Tens
     usable = (image > 0.02) & (reference > 0.02) & (image < 0.98) & (reference < 0.98)
     logs = torch.log(reference.clamp(min=0.02) / image.clamp(min=0.02))
     bins = round(1.0 / step)                      # log ratios within +-1: gains from 0.37 to 2.7
+    tent = torch.tensor([[[1.0, 2.0, 3.0, 2.0, 1.0]]])   # symmetric: a single peak stays where it is
     gains = torch.ones(image.shape[0])
     for c in range(image.shape[0]):
         values = logs[c][usable[c]]
         if values.numel() >= 64:
             counts = torch.histc(values, bins=2 * bins + 1, min=-(bins + 0.5) * step, max=(bins + 0.5) * step)
-            tent = torch.tensor([[[1.0, 2.0, 3.0, 2.0, 1.0]]])   # symmetric: a single peak stays where it is
             smooth = torch.nn.functional.conv1d(counts[None, None], tent, padding=2)[0, 0]
             gains[c] = math.exp((int(smooth.argmax()) - bins) * step)
     return gains

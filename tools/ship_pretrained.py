@@ -39,22 +39,21 @@ PROXY_SLACK = 0.002
 PROXY = dict(count=64, size=224, seed=0)
 
 
-def _synthetic(new: dict, old: dict, slack: float) -> tuple[bool, bool]:
-    """(holds, improves): mask IoU and depth RMSE no worse than ``old`` by more than ``slack``
-    times their allowed slack, and, for improves, strictly better in one of them."""
-    iou, rmse = new["mask_iou"] - old["mask_iou"], old["depth_rmse"] - new["depth_rmse"]
-    holds = iou >= -slack * SYNTHETIC_SLACK["mask_iou"] and rmse >= -slack * SYNTHETIC_SLACK["depth_rmse"]
-    return holds, (iou >= 0 and rmse >= 0) and (iou > 0 or rmse > 0)
+def _holds_and_improves(gains: list[float], slacks: list[float]) -> tuple[bool, bool]:
+    """For ``gains`` (new minus old, higher is better): whether none falls below minus its slack
+    (holds), and whether none is negative and one is positive (improves)."""
+    holds = all(gain >= -slack for gain, slack in zip(gains, slacks))
+    return holds, all(gain >= 0 for gain in gains) and any(gain > 0 for gain in gains)
 
 
 def better(new: dict, old: dict, new_proxy: dict, old_proxy: dict) -> bool:
     """Whether new weights beat the shipped ones: their synthetic test metrics hold and both proxy
     scores improve, or the synthetic metrics improve and both proxy scores hold."""
-    synthetic_holds, _ = _synthetic(new, old, 1.0)
-    _, synthetic_improves = _synthetic(new, old, 0.0)
-    gains = [new_proxy[k] - old_proxy[k] for k in old_proxy]
-    proxy_holds = all(g >= -PROXY_SLACK for g in gains)
-    proxy_improves = all(g >= 0 for g in gains) and any(g > 0 for g in gains)
+    synthetic_holds, synthetic_improves = _holds_and_improves(
+        [new["mask_iou"] - old["mask_iou"], old["depth_rmse"] - new["depth_rmse"]],
+        [SYNTHETIC_SLACK["mask_iou"], SYNTHETIC_SLACK["depth_rmse"]])
+    proxy_holds, proxy_improves = _holds_and_improves([new_proxy[k] - old_proxy[k] for k in old_proxy],
+                                                      [PROXY_SLACK] * len(old_proxy))
     return (synthetic_holds and proxy_improves) or (synthetic_improves and proxy_holds)
 
 
