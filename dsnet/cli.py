@@ -13,7 +13,7 @@ import sys
 from dsnet._version import __version__
 from dsnet.commands import UsageError
 
-COMMANDS = ("bench", "data", "train", "predict", "export")
+COMMANDS = ("bench", "data", "train", "predict", "export", "experiments")
 
 
 def build_parser() -> argparse.ArgumentParser:

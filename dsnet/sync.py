@@ -290,17 +290,36 @@ def execute(chapter: Path, project: Project, timeout: int = 900):
     finally:
         os.environ.pop("DSNET_PROGRESS") if saved is None else os.environ.update(DSNET_PROGRESS=saved)
     if result.err is not None:
-        message = re.sub(r"\x1b\[[0-9;]*m", "", result.exc_string or repr(result.err)).strip().splitlines()
-        raise SystemExit(f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(message[-12:]))
+        raise SystemExit(failure_message(chapter, result.err, result.exc_string, timeout))
     get_cache(str(cache_path(project))).cache_notebook_bundle(
         CacheBundleIn(nb, str(chapter), data={"execution_seconds": result.time}),
         check_validity=False, overwrite=True)
     return nb
 
 
-# nbval's own rules: the keys it never compares, and its comparison of one cell's outputs
+def failure_message(chapter: Path, error: BaseException, trace: str | None, timeout: int) -> str:
+    """What went wrong while executing ``chapter``: one line for a cell that ran past ``timeout``
+    (the kernel's own noise after the interrupt, a ZMQ traceback, is left out), else the end of
+    the failing cell's traceback."""
+    from nbclient.exceptions import CellTimeoutError
+
+    if isinstance(error, CellTimeoutError):
+        preview = str(error).split("-------------------")
+        first = preview[1].strip().splitlines()[0] if len(preview) > 2 and preview[1].strip() else "?"
+        return (f"dsnet.sync: {chapter.name}: a cell ran past the {timeout} s limit and was stopped "
+                f"(it starts: {first[:80]})")
+    text = re.sub(r"\x1b\[[0-9;]*m", "", trace or repr(error))
+    text = text.split("[IPKernelApp]")[0]  # the kernel's log after the error is not the error
+    return f"dsnet.sync: {chapter.name} failed while executing:\n" + "\n".join(text.strip().splitlines()[-12:])
+
+
+# nbval's own rules: the keys it never compares, and its comparison of one cell's outputs. To
+# those we add glue's records: they hold a value at full float precision for the prose to format,
+# so their last digits follow the processor's rounding; the claims the prose makes are asserted in
+# the cells, and what a cell prints is compared.
+GLUE_RECORDS = ("application/papermill.record/text/plain", "application/papermill.record/text/html")
 NBVAL_SKIP_COMPARE = ("metadata", "traceback", "prompt_number", "output_type", "name", "execution_count",
-                      "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg")
+                      "application/vnd.jupyter.widget-view+json", "image/png", "image/jpeg", *GLUE_RECORDS)
 
 
 class _NbvalCell:

@@ -375,23 +375,26 @@ def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
     return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
 
 
-def initial_model(config: TrainConfig) -> nn.Module:
-    """A DSResNet with the seeded random initialization, or holding the weights ``config.init``
-    names (fine-tuning: the rest of the run, schedule included, starts afresh)."""
-    model = DSResNet()
+def initial_model(config: TrainConfig, architecture: Callable[[], nn.Module] = DSResNet) -> nn.Module:
+    """A DSResNet (or what ``architecture`` builds) with the seeded random initialization, or
+    holding the weights ``config.init`` names (fine-tuning: the rest of the run, schedule
+    included, starts afresh)."""
+    model = architecture()
     if config.init:
         start = load_pretrained() if config.init == "pretrained" else load_weights(config.init)[0]
         model.load_state_dict(start.state_dict())
     return model
 
 
-def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.device | None = None) -> Run:
-    """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators."""
+def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.device | None = None,
+              architecture: Callable[[], nn.Module] = DSResNet) -> Run:
+    """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators.
+    ``architecture`` builds the network (a variant of DSResNet, for the experiments)."""
     ranks, device = ranks or Ranks(), device or pick_device(config.device)
     dtype = amp_dtype(device, config.amp)
     torch.manual_seed(config.seed)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    model = initial_model(config).to(device, memory_format=layout)
+    model = initial_model(config, architecture).to(device, memory_format=layout)
     optimizer = build_optimizer(config, model, device)
     net = nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model
     return Run(config, ranks, device, dtype, model, torch.compile(net) if config.compile else net, optimizer,
@@ -435,8 +438,9 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-def train_epoch(run: Run) -> dict[str, Any]:
-    """Train one epoch and validate; returns the epoch's record (also appended to the history)."""
+def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
+    """Train one epoch and validate; returns the epoch's record (also appended to the history).
+    ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
     config, epoch = run.config, run.epoch
     size, steps = config.size_at(epoch), steps_per_epoch(config)
     run.net.train()
@@ -447,6 +451,8 @@ def train_epoch(run: Run) -> dict[str, Any]:
     for batch in bar:
         loss = train_step(run, batch)
         loss_sum += loss
+        if on_step is not None:
+            on_step(loss)
         if run.step % config.log_every == 0:
             stop_if_non_finite(run)
             bar.set_postfix(loss=f"{loss.item():.4f}")

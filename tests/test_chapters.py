@@ -7,9 +7,15 @@ The comparison uses nbval's own rules: same output keys, same counts, same text 
 sanitizing patterns of ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output`` are run
 but not compared. Chapters run in the order of ``_toc.yml`` (the Results chapter reads the run
 the Training chapter makes).
+
+The Training chapter trains the profile that ``$DSNET_PROFILE`` names; these tests set it to
+``smoke`` (one short epoch) unless it is set already. The training cell's output is not compared
+(it depends on the machine), so a shorter run checks the same code and every compared output in a
+fraction of the time: ``DSNET_PROFILE=quick pytest`` trains what the published book trains.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -39,6 +45,12 @@ def toc_chapters() -> list[Path]:
 
 def test_every_chapter_is_in_the_table_of_contents():
     assert set(toc_chapters()) == set(PROJECT.chapters())
+
+
+@pytest.fixture(autouse=True)
+def training_profile(monkeypatch):
+    """The profile the Training chapter trains: ``$DSNET_PROFILE``, else smoke."""
+    monkeypatch.setenv("DSNET_PROFILE", os.environ.get("DSNET_PROFILE") or "smoke")
 
 
 @pytest.mark.parametrize("chapter", toc_chapters(), ids=lambda path: path.stem)

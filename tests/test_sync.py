@@ -126,3 +126,25 @@ def test_an_installed_package_has_no_chapters_to_sync(tmp_path):
                             cwd=tmp_path, env={"PYTHONPATH": str(site), "PATH": ""}, timeout=120)
     assert result.returncode == 2
     assert "no chapters to sync here" in result.stderr
+
+
+def test_a_cell_past_the_time_limit_is_one_line_naming_the_limit():
+    from nbclient.exceptions import CellTimeoutError
+    from nbformat.v4 import new_code_cell
+
+    from dsnet.sync import failure_message
+
+    error = CellTimeoutError.error_from_timeout_and_cell("Cell execution timed out", 900,
+                                                         new_code_cell("result = train(config)\nprint(result)"))
+    noise = "Traceback ...\n[IPKernelApp] ERROR | Exception in message handler:\nzmq.error.ZMQError: Socket operation"
+    message = failure_message(Path("training.md"), error, noise, 900)
+    assert message == ("dsnet.sync: training.md: a cell ran past the 900 s limit and was stopped "
+                       "(it starts: result = train(config))")
+
+
+def test_a_failing_cell_is_reported_without_the_kernels_log():
+    from dsnet.sync import failure_message
+
+    trace = "ValueError: bad size\n[IPKernelApp] WARNING | Kernel is running over TCP without encryption."
+    message = failure_message(Path("shapes.md"), ValueError("bad size"), trace, 900)
+    assert message.endswith("ValueError: bad size") and "IPKernelApp" not in message

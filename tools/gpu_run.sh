@@ -23,9 +23,11 @@ out=$(realpath -m "${1:-${OUT:-gpu-run}}")
 mkdir -p "$out/benchmarks"
 if [ "${DSNET_GPU_RUN:-}" = dry ]; then
     device=cpu profile=smoke sizes="64" steps=2 warmup=1 batch=8 compile="" fp16_steps=2 name=dry-run-cpu
+    proxy_pairs=4
 else
     device=cuda profile=full sizes="96 224" steps=20 warmup=5 batch=64 compile="--compile" fp16_steps=20
     name=$(python -c "import torch; print(torch.cuda.get_device_name().lower().replace(' ', '-'))")
+    proxy_pairs=64
 fi
 failed=0 start=$SECONDS
 step() {  # step NAME COMMAND...: run it, log it, count a failure
@@ -52,7 +54,8 @@ step "bench: plain way vs fast path" python -m dsnet bench --sizes $sizes --step
 step "fp16 with the grad scaler (the T4 path)" python tools/gpu_checks.py fp16 --device $device --steps $fp16_steps
 step "train: --profile $profile" timed_train
 step "the fp16 weights as shipped" python tools/ship_pretrained.py "$out/runs/$profile" --to "$out/shipped" \
-    --command "dsnet train --profile $profile" --machine "$name" --note "tools/gpu_run.sh"
+    --command "dsnet train --profile $profile" --machine "$name" --note "tools/gpu_run.sh" \
+    --proxy-pairs $proxy_pairs
 step "export, checked on $device" python tools/gpu_checks.py export --checkpoint "$out/runs/$profile/best.pt" \
     --device $device --out "$out"
 printf '\n=== done in %ds, %d failed step(s); outputs in %s\n' $((SECONDS - start)) "$failed" "$out" | tee -a "$out/log.txt"

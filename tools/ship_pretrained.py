@@ -57,12 +57,14 @@ def better(new: dict, old: dict, new_proxy: dict, old_proxy: dict) -> bool:
     return (synthetic_holds and proxy_improves) or (synthetic_improves and proxy_holds)
 
 
-def proxy_scores(model) -> dict:
-    """Mask IoU of ``model`` (anything ``dsnet.predict`` takes) on the proxy, lossless and JPEG 75."""
+def proxy_scores(model, count: int = PROXY["count"]) -> dict:
+    """Mask IoU of ``model`` (anything ``dsnet.predict`` takes) on ``count`` proxy pairs, lossless
+    and JPEG 75."""
     from dsnet.proxy import evaluate_proxy, proxy_pairs
 
-    return {"lossless": evaluate_proxy(model, proxy_pairs(**PROXY)).iou,
-            "jpeg75": evaluate_proxy(model, proxy_pairs(**PROXY, jpeg_quality=75)).iou}
+    pairs = {**PROXY, "count": count}
+    return {"lossless": evaluate_proxy(model, proxy_pairs(**pairs)).iou,
+            "jpeg75": evaluate_proxy(model, proxy_pairs(**pairs, jpeg_quality=75)).iou}
 
 
 def started_from(config: TrainConfig, shipped: dict | None, shipped_proxy: dict | None) -> dict:
@@ -94,7 +96,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", type=Path, default=None, metavar="DIR",
                         help="write the three files into DIR instead of the package (tools/gpu_run.sh does this); "
                              "the comparison with the shipped metrics is still printed")
+    parser.add_argument("--proxy-pairs", type=int, default=PROXY["count"], metavar="N",
+                        help=f"proxy pairs to score the weights on (default {PROXY['count']}; the gate's "
+                             "figures need the default, the dry run of tools/gpu_run.sh takes fewer)")
     args = parser.parse_args(argv)
+    if args.proxy_pairs < 1:
+        parser.error("--proxy-pairs must be at least 1")
 
     state = load_checkpoint(args.run / "best.pt")
     history = state["history"]  # up to the best epoch: what the shipped weights saw
@@ -107,10 +114,10 @@ def main(argv: list[str] | None = None) -> int:
     model.to(device)
     test = test_metrics(model, config, size, "none", device)
     realism = None if config.realism == "none" else test_metrics(model, config, size, config.realism, device)
-    proxy = proxy_scores(model)
+    proxy = proxy_scores(model, args.proxy_pairs)
     files = pretrained_files()
     shipped = json.loads(files["manifest"].read_text()) if files["manifest"].exists() else None
-    old_proxy = proxy_scores(None) if shipped else None
+    old_proxy = proxy_scores(None, args.proxy_pairs) if shipped else None
     origin = started_from(config, shipped, old_proxy)
     if shipped:
         old = shipped["test"]
@@ -138,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         "test": test,
         "test_split": f"{config.test_samples} held-out synthetic scenes at {size}px, without realism",
         **({"test_realism": realism} if realism else {}),
-        "proxy": {**proxy, "pairs": PROXY["count"], "size": PROXY["size"]},
+        "proxy": {**proxy, "pairs": args.proxy_pairs, "size": PROXY["size"]},
         **origin,
         "dsnet_version": state["dsnet_version"],
         "weights_sha256": file_sha256(files["weights"]),  # load_pretrained refuses other bytes
