@@ -16,7 +16,6 @@ next to the fast trainer's.
 from __future__ import annotations
 
 import os
-import platform
 import statistics
 import tempfile
 import time
@@ -46,13 +45,9 @@ def forward_flops(size: int) -> int:
 
 def _cpu_name() -> str:
     """The CPU's model name and core count, e.g. ``cpu (AMD EPYC, 2 cores)``."""
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"cpu ({name}, {os.cpu_count()} cores)"
+    from dsnet.device import cpu_model
+
+    return f"cpu ({cpu_model()}, {os.cpu_count()} cores)"
 
 
 def _sync(device: torch.device) -> None:

@@ -4,7 +4,19 @@ Hand-written infrastructure below the chapters: it imports no chapter module.
 """
 from __future__ import annotations
 
+import platform
+
 import torch
+
+
+def cpu_model() -> str:
+    """The CPU's model name as ``/proc/cpuinfo`` gives it, else what :mod:`platform` knows."""
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as info:
+            return next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
+    except OSError:
+        return name
 
 
 def pick_device(name: str | torch.device | None = "auto") -> torch.device:

@@ -8,7 +8,6 @@ import importlib.resources
 import itertools
 import json
 import math
-import platform
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from dsnet.blocks import DoubleConvBlock, ResEncoderBlock, count_parameters
+from dsnet.device import cpu_model
 from dsnet.files import atomic_write_text
 from dsnet.losses import build_loss
 from dsnet.lr_finder import lr_range_test
@@ -156,16 +156,10 @@ def architecture(arm: Arm) -> Callable[[], nn.Module]:
 
 
 def machine() -> str:
-    """This machine in words: CPU model and cores, or the GPU, for the records."""
+    """This machine in words: the GPU, or the CPU's model and torch's thread count, for the records."""
     if torch.cuda.is_available():
         return f"{torch.cuda.get_device_name()} (CUDA {torch.version.cuda})"
-    name = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as info:
-            name = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), name)
-    except OSError:
-        pass
-    return f"{name}, {torch.get_num_threads()} threads"
+    return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
 def train_arm(arm: Arm, seed: int, lr: float, budget: str = "cpu", device: str = "cpu",

@@ -34,14 +34,15 @@ def environment() -> dict:
     return info
 
 
-def fp16_steps(device_name: str, steps: int) -> dict:
-    """``steps`` optimizer steps in fp16 autocast with the grad scaler, as on a T4: finite losses."""
+def fp16_steps(device_name: str, steps: int, batch_size: int = 16) -> dict:
+    """``steps`` optimizer steps on ``batch_size`` scenes in fp16 autocast with the grad scaler, as
+    on a T4: finite losses. (A CPU emulates fp16, slowly: the dry run takes a small batch.)"""
     import dsnet.train as training
     from dsnet.data import SyntheticMuseum
 
     training.amp_dtype = lambda device, enabled=True: torch.float16  # what the rule picks on a T4
     run = training.build_run(training.make_config("quick", device=device_name))
-    batch = SyntheticMuseum(64, length=16, seed=0, device=run.device).batch(range(16))
+    batch = SyntheticMuseum(64, length=batch_size, seed=0, device=run.device).batch(range(batch_size))
     started = time.perf_counter()
     losses = [training.train_step(run, batch).item() for _ in range(steps)]
     return {"check": "fp16", "device": str(run.device), "scaler_enabled": run.scaler.is_enabled(),
@@ -78,13 +79,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("check", choices=("env", "fp16", "export"))
     parser.add_argument("--device", default="auto")
     parser.add_argument("--steps", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=16, help="scenes per fp16 step (default 16)")
     parser.add_argument("--checkpoint", type=Path)
     parser.add_argument("--out", type=Path, default=Path("."))
     args = parser.parse_args(argv)
     if args.check == "env":
         result = environment() | {"ok": True}
     elif args.check == "fp16":
-        result = fp16_steps(args.device, args.steps)
+        result = fp16_steps(args.device, args.steps, args.batch_size)
     else:
         result = export_check(args.checkpoint, args.device, args.out)
     print(json.dumps(result))

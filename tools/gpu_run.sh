@@ -23,11 +23,11 @@ out=$(realpath -m "${1:-${OUT:-gpu-run}}")
 mkdir -p "$out/benchmarks"
 if [ "${DSNET_GPU_RUN:-}" = dry ]; then
     device=cpu profile=smoke sizes="64" steps=2 warmup=1 batch=8 compile="" fp16_steps=2 name=dry-run-cpu
-    proxy_pairs=4
+    proxy_pairs=4 fp16_batch=2
 else
     device=cuda profile=full sizes="96 224" steps=20 warmup=5 batch=64 compile="--compile" fp16_steps=20
     name=$(python -c "import torch; print(torch.cuda.get_device_name().lower().replace(' ', '-'))")
-    proxy_pairs=64
+    proxy_pairs=64 fp16_batch=16
 fi
 failed=0 start=$SECONDS
 step() {  # step NAME COMMAND...: run it, log it, count a failure
@@ -51,7 +51,8 @@ step "tests that need CUDA" python -m pytest -q -rs -p no:cacheprovider -p no:nb
     --ignore=tests/test_gpu_run.py --ignore=tests/test_colab.py --ignore=tests/test_chapters.py tests
 step "bench: plain way vs fast path" python -m dsnet bench --sizes $sizes --steps $steps --warmup $warmup \
     --batch-size $batch --device $device $compile --json "$out/benchmarks/$name.json"
-step "fp16 with the grad scaler (the T4 path)" python tools/gpu_checks.py fp16 --device $device --steps $fp16_steps
+step "fp16 with the grad scaler (the T4 path)" python tools/gpu_checks.py fp16 --device $device --steps $fp16_steps \
+    --batch-size $fp16_batch
 step "train: --profile $profile" timed_train
 step "the fp16 weights as shipped" python tools/ship_pretrained.py "$out/runs/$profile" --to "$out/shipped" \
     --command "dsnet train --profile $profile" --machine "$name" --note "tools/gpu_run.sh" \
