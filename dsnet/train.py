@@ -116,7 +116,7 @@ PROFILES: dict[str, dict[str, Any]] = {
                    augment=True, jpeg=True, out_dir="runs/medium"),
     "full": dict(stages=((96, 4), (160, 4), (224, 4)), train_samples=24_576, val_samples=1024,
                  test_samples=2048, batch_size=64, lr=3e-3, augment=True, compile=True, out_dir="runs/full"),
-    # the seed project's best run, as ../shared/spec records it; epochs as long as its training split
+    # the seed project's best run, as its record gives it; epochs as long as its training split
     "seed": dict(stages=((96, 3), (160, 3)), train_samples=280_000, val_samples=1024, test_samples=2048,
                  batch_size=256, optimizer="sgd", lr=0.1, weight_decay=0.0, scheduler="step", step_every=3,
                  augment=False, jpeg=False, out_dir="runs/seed"),
