@@ -25,7 +25,7 @@ from dsnet.lr_finder import lr_range_test
 from dsnet.model import DSResNet, Prediction, check_inputs
 from dsnet.shapes import PREP_CHANNELS
 from dsnet.train import (NonFiniteLoss, Ranks, TrainConfig, build_run, eval_batches, evaluate, make_config,
-                         train_batches, train_epoch, train_step)
+                         steps_per_epoch, train_batches, train_epoch, train_step)
 
 
 FUSIONS = ("separate", "siamese", "early")
@@ -286,7 +286,7 @@ def replay_problems(record: dict[str, Any], steps: int = 6, rtol: float = REPLAY
     for i, (stored, fresh) in enumerate(zip(record["step_losses"], replay_steps(record, steps))):
         if stored is None or abs(fresh - stored) > rtol * abs(stored):
             problems.append(f"step {i + 1}: stored loss {stored}, replayed {fresh:.6f}")
-    per_epoch = record["config"]["train_samples"] // record["config"]["batch_size"]
+    per_epoch = steps_per_epoch(TrainConfig.from_dict(record["config"]))
     for epoch in record["history"]:
         chunk = record["step_losses"][(epoch["epoch"] - 1) * per_epoch:epoch["epoch"] * per_epoch]
         if None in chunk or len(chunk) != per_epoch or abs(sum(chunk) / per_epoch - epoch["train_loss"]) > 1e-6:
@@ -365,19 +365,24 @@ def experiment_table(runs: Sequence[dict[str, Any]], experiment: str) -> str:
     return "\n".join(lines)
 
 
-def verdicts(runs: Sequence[dict[str, Any]], experiment: str, reference: str | None = None) -> dict[tuple[str, str], str | None]:
-    """For each arm against ``reference`` (default: the experiment's first arm that is the
-    baseline, else its first arm), and each figure but wall time: :func:`better_arm`."""
+def reference_arm(experiment: str) -> str:
+    """The arm ``experiment`` compares the others with: the baseline where it is one of them, else
+    the experiment's first arm."""
     arms = EXPERIMENTS[experiment]
-    reference = reference or (BASELINE if BASELINE in arms else arms[0])
+    return BASELINE if BASELINE in arms else arms[0]
+
+
+def verdicts(runs: Sequence[dict[str, Any]], experiment: str, reference: str | None = None) -> dict[tuple[str, str], str | None]:
+    """For each arm against ``reference`` (default: :func:`reference_arm`), and each figure but
+    wall time: :func:`better_arm`."""
+    arms, reference = EXPERIMENTS[experiment], reference or reference_arm(experiment)
     return {(arm, metric): better_arm(runs, reference, arm, metric)
             for arm in arms if arm != reference for metric in METRICS if metric != "wall_seconds"}
 
 
 def verdict_lines(runs: Sequence[dict[str, Any]], experiment: str, reference: str | None = None) -> list[str]:
     """:func:`verdicts` as sentences, one per arm and figure."""
-    arms = EXPERIMENTS[experiment]
-    reference = reference or (BASELINE if BASELINE in arms else arms[0])
+    reference = reference or reference_arm(experiment)
     return [f"{METRICS[metric][0]:<19} {arm} vs {reference}: "
             + (f"{winner} is better on every seed" if winner else "cannot tell apart at this budget")
             for (arm, metric), winner in verdicts(runs, experiment, reference).items()]
