@@ -12,6 +12,7 @@ import sys
 
 from dsnet._version import __version__
 from dsnet.commands import UsageError
+from dsnet.files import shown
 
 COMMANDS = ("bench", "data", "train", "predict", "export", "experiments")
 
@@ -31,7 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except UsageError as error:
-        print(f"dsnet {args.command}: error: {error}", file=sys.stderr)
+        print(f"dsnet {args.command}: error: {shown(str(error))}", file=sys.stderr)   # one line, always
         return 2
     except KeyboardInterrupt:
         print(f"dsnet {args.command}: interrupted", file=sys.stderr)

@@ -17,7 +17,7 @@ from torch import Tensor, nn
 
 from dsnet._version import __version__
 from dsnet.data import MODEST_STATS
-from dsnet.io import atomic_write
+from dsnet.io import atomic_write, pretrained_files
 from dsnet.inference import ModelSource, load_predictor
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
 
@@ -104,15 +104,16 @@ def _write(kind: str, module: nn.Module, example: tuple[Tensor, Tensor], tmp: Pa
 
 
 def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | None = None,
-                 size: int | tuple[int, int] | None = None) -> dict[str, Any]:
+                 size: int | tuple[int, int] | None = None, overwrite: bool = False) -> dict[str, Any]:
     """Write ``model`` (as :func:`dsnet.inference.load_predictor` takes it) to ``path`` as a
     ``torch.export`` program (``.pt2``) or TorchScript (``.ts``), and its input contract to
     ``path + '.json'``. ``size``: the image size of a ``torch.export`` program (default: the
     training size, else 224); TorchScript takes any valid size. The destination is checked first
-    (:func:`check_writable`); both files appear only after the artifact, loaded back, matched the
-    eager model within 1e-4. Returns the contract."""
+    (:func:`check_destination`, :func:`check_writable`); both files appear only after the
+    artifact, loaded back, matched the eager model within 1e-4. Returns the contract."""
     path = Path(path)
     kind = format_of(path, format)
+    check_destination(path, model, overwrite)
     if size is not None:
         size = (size, size) if isinstance(size, int) else tuple(size)
         check_input_size(*size)
@@ -137,6 +138,29 @@ def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | N
         staged.unlink(missing_ok=True)
     atomic_write(contract_path(path), lambda tmp: tmp.write_text(json.dumps(contract, indent=1) + "\n"))
     return contract
+
+
+def _source_file(model: ModelSource) -> Path | None:
+    """The file ``model`` is read from, if it is a file: a checkpoint, its run folder's best.pt,
+    a weights file, or the shipped weights."""
+    if model is None or model == "pretrained":
+        return pretrained_files()["weights"]
+    if isinstance(model, (str, os.PathLike)):
+        source = Path(model)
+        return source / "best.pt" if source.is_dir() else source
+    return None
+
+
+def check_destination(path: Path, model: ModelSource, overwrite: bool) -> None:
+    """ValueError when writing ``path`` (and its contract) would destroy the model being exported,
+    even with ``overwrite``, or replace a file that exists without it."""
+    source = _source_file(model)
+    for target in (path, contract_path(path)):
+        if source is not None and target.exists() and source.exists() and os.path.samefile(target, source):
+            raise ValueError(f"{target} is the model being exported; write the export to another file")
+        if target.is_file() and not overwrite:    # a folder is refused by check_writable, with its own words
+            raise ValueError(f"{target} exists already; choose another file, or replace it with overwrite=True "
+                             "(dsnet export --overwrite)")
 
 
 def check_writable(path: Path) -> None:

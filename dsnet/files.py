@@ -34,3 +34,28 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically."""
     return atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_group(writes: dict[Path, Callable[[Path], object]]) -> list[Path]:
+    """Write several files that belong together (a prediction's mask, depth and figure): every
+    ``write(temporary_path)`` first, then the renames one after another. An error or an interrupt
+    while writing leaves none of them new (earlier versions intact); only a stop in the
+    microseconds between two renames can leave the group part-renamed."""
+    temps = {Path(path): temporary_name(Path(path)) for path in writes}
+    try:
+        for path, write in writes.items():
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+            write(temps[Path(path)])
+        for path, tmp in temps.items():
+            os.replace(tmp, path)
+    finally:
+        for tmp in temps.values():
+            tmp.unlink(missing_ok=True)
+    return list(temps)
+
+
+def shown(path: str | os.PathLike) -> str:
+    """``path`` as a message shows it: control characters (a newline, an escape sequence) written
+    as escapes, so that a file name can never break a one-line message or drive a terminal."""
+    text = os.fspath(path)
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)

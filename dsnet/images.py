@@ -27,8 +27,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from dsnet.files import shown
+
 MAX_PIXELS = 8192 * 8192
 """The most pixels (height x width) of one image; see the module's docstring for why."""
+
+UNSIGNED_WIDE = (torch.uint16,) if hasattr(torch, "uint16") else ()
+"""The 16-bit unsigned tensor type (torch >= 2.3), read as a 16-bit image, as numpy's uint16 is."""
 
 ImageInput = Union[str, os.PathLike, "PIL.Image.Image", np.ndarray, Tensor, list, tuple]
 Size = tuple[int, int]
@@ -45,8 +50,8 @@ def check_pixels(height: int, width: int, name: str) -> None:
 
 
 def _unreadable(path, error: BaseException) -> ValueError:
-    reason = str(error).strip().splitlines()[0][:120] if str(error).strip() else ""
-    return ValueError(f"{path} is not an image that PIL can read ({type(error).__name__}"
+    reason = shown(str(error).strip().splitlines()[0][:120]) if str(error).strip() else ""
+    return ValueError(f"{shown(path)} is not an image that PIL can read ({type(error).__name__}"
                       + (f": {reason})" if reason else ")"))
 
 
@@ -58,7 +63,7 @@ def open_image(path: str | os.PathLike) -> Iterator[Any]:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path} does not exist" if not path.exists() else f"{path} is not a file")
+        raise FileNotFoundError(f"{shown(path)} does not exist" if not path.exists() else f"{shown(path)} is not a file")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # the size is checked below
@@ -66,7 +71,7 @@ def open_image(path: str | os.PathLike) -> Iterator[Any]:
     except Image.DecompressionBombError as error:
         pixels = re.search(r"\((\d+) pixels\)", str(error))
         count = f"{int(pixels[1]):,} pixels" if pixels else "too many pixels for PIL"
-        raise ValueError(f"{path} has {count}, more than dsnet takes ({MAX_PIXELS:,}); scale it down first") from None
+        raise ValueError(f"{shown(path)} has {count}, more than dsnet takes ({MAX_PIXELS:,}); scale it down first") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
         raise _unreadable(path, error) from None
     with image:
@@ -76,9 +81,19 @@ def open_image(path: str | os.PathLike) -> Iterator[Any]:
             raise _unreadable(path, error) from None
 
 
+def _oriented_by_reader(image) -> bool:
+    """Whether PIL's reader turns this image upright itself: recent Pillow's TIFF reader reports the
+    displayed size in the header and applies the orientation tag while it loads the pixels."""
+    tags = getattr(image, "tag_v2", None)
+    if tags is None or 256 not in tags or 257 not in tags:
+        return False
+    return tuple(image.size) != (tags[256], tags[257])      # stored width, height
+
+
 def _rotated(image) -> bool:
-    """Whether the EXIF orientation swaps the stored image's axes (tags 5 to 8)."""
-    return image.getexif().get(0x0112, 1) in (5, 6, 7, 8)
+    """Whether the EXIF orientation swaps the axes of the image as PIL holds it (tags 5 to 8, left
+    for us to apply)."""
+    return image.getexif().get(0x0112, 1) in (5, 6, 7, 8) and not _oriented_by_reader(image)
 
 
 def _displayed_size(image) -> Size:
@@ -98,12 +113,16 @@ def check_image(path: str | os.PathLike) -> Size:
     A JPEG is decoded at 1/8 scale: fast, and the decoder still reads every byte."""
     with open_image(path) as image:
         size = _displayed_size(image)
-        check_pixels(*size, str(path))
+        check_pixels(*size, shown(path))
         try:
             image.draft(image.mode, (1, 1))
             image.load()
         except (OSError, SyntaxError, ValueError) as error:
             raise _unreadable(path, error) from None
+        if image.mode == "F":
+            _check_range(*image.getextrema(), shown(path), floating=True)
+        if image.mode == "I":
+            integer_full_scale(image, shown(path))
     return size
 
 
@@ -113,12 +132,12 @@ def read_image(path: str | os.PathLike, at_least: Size | None = None) -> np.ndar
     reduced while it is decoded (JPEG's DCT scaling, PIL's box reduce) by an integer factor that
     divides both of its sides, never below that size."""
     with open_image(path) as image:
-        check_pixels(*_displayed_size(image), str(path))
+        check_pixels(*_displayed_size(image), shown(path))
         try:
             image = _decoded(image, at_least, draft=True)
         except (OSError, SyntaxError, ValueError) as error:
             raise _unreadable(path, error) from None
-        return pil_to_array(image)
+        return pil_to_array(image, name=shown(path))
 
 
 def _decoded(image, at_least: Size | None, draft: bool):
@@ -145,21 +164,49 @@ def _exact_factor(size: Size, target: Size, candidates) -> int:
                  and size[0] // f >= target[0] and size[1] // f >= target[1]), 1)
 
 
-def pil_to_array(image, at_least: Size | None = None) -> np.ndarray:
+SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N")
+
+
+def _stored_bits(image) -> int | None:
+    """The bits per pixel that an integer image's file format says it holds, if it says."""
+    if image.format == "PNG":                       # PNG's deepest grayscale is 16-bit
+        return 16
+    bits = getattr(image, "tag_v2", {}).get(258)    # TIFF's BitsPerSample
+    bits = bits[0] if isinstance(bits, tuple) else bits
+    return bits if bits in (8, 16) else None
+
+
+def integer_full_scale(image, name: str = "image") -> int:
+    """The value that means white in a 32-bit integer image (PIL mode ``I``): 255 or 65535, from the
+    bit depth its file format states, else from what it holds (values up to 255: 8-bit, up to
+    65535: 16-bit). ValueError for negative values or values no 16-bit image holds."""
+    low, high = image.getextrema()
+    bits = _stored_bits(image) or (8 if high <= 255 else 16)
+    if low < 0 or high > 2 ** bits - 1:
+        raise ValueError(f"{name}: integer pixels from {low} to {high} are not an 8- or 16-bit image "
+                         f"(expected 0-255 or 0-65535); scale it into one of those ranges first")
+    return 2 ** bits - 1
+
+
+def pil_to_array(image, at_least: Size | None = None, name: str = "image") -> np.ndarray:
     """A PIL image of any mode, upright, as float32 ``H x W x 3`` in [0, 1] (reduced toward
-    ``at_least`` as :func:`read_image` says)."""
+    ``at_least`` as :func:`read_image` says). 16-bit modes are divided by 65535; a 32-bit integer
+    image by what :func:`integer_full_scale` finds; float images must already be in [0, 1]."""
     from PIL import ImageOps
 
     if at_least is not None:
         image = _decoded(image, at_least, draft=False)
     image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16L", "I;16B", "I"):       # 16-bit grayscale (PNG, TIFF)
-        gray = np.asarray(image, dtype=np.float32) / 65535.0
+    if image.mode in SIXTEEN_BIT_MODES or image.mode == "I":
+        scale = 65535 if image.mode != "I" else integer_full_scale(image, name)
+        gray = np.asarray(image, dtype=np.float32) / scale
         return np.repeat(np.clip(gray, 0, 1)[..., None], 3, axis=2)
     if image.mode == "F":
         gray = np.asarray(image, dtype=np.float32)
-        _check_range(float(gray.min()), float(gray.max()), "image", floating=True)
+        _check_range(float(gray.min()), float(gray.max()), name, floating=True)
         return np.repeat(gray.clip(0, 1)[..., None], 3, axis=2)
+    if image.mode == "La":                          # premultiplied alpha: PIL converts it via LA only
+        image = image.convert("LA")
     return np.asarray(image.convert("RGB"), dtype=np.float32) / 255.0
 
 
@@ -186,10 +233,15 @@ def _check_values(x: np.ndarray | Tensor, name: str) -> None:
     if isinstance(x, Tensor):
         if x.is_complex():
             raise TypeError(f"{name}: complex pixels are not an image")
-        if x.dtype in (torch.bool, torch.uint8):
+        if x.device.type == "meta":
+            raise ValueError(f"{name} is a tensor on the meta device, which holds shapes but no pixels")
+        if x.dtype in (torch.bool, torch.uint8) or x.dtype in UNSIGNED_WIDE:
             return
         floating = x.is_floating_point()
-        low, high = (float(v) for v in torch.aminmax(x))
+        try:
+            low, high = (float(v) for v in torch.aminmax(x))
+        except RuntimeError:                   # integer types without a kernel (uint32, uint64)
+            low, high = (float(v) for v in torch.aminmax(x.to(torch.float64)))
     else:
         if x.dtype in (np.bool_, np.uint8, np.uint16):
             return
@@ -232,14 +284,17 @@ def _check_layout(shape: tuple[int, ...], name: str, kind: str) -> tuple[int, in
 
 def _unit_rgb(t: Tensor) -> Tensor:
     """A ``(C, H, W)`` image of 1 to 4 channels and any supported dtype as a new float32
-    ``(1, 3, H, W)`` tensor in [0, 1]: gray repeated, alpha dropped."""
+    ``(1, 3, H, W)`` tensor in [0, 1] on the CPU: gray repeated, alpha dropped; uint16 is 16-bit,
+    other integers 8-bit."""
     t = t[:1].expand(3, -1, -1) if t.shape[0] in (1, 2) else t[:3]
+    if t.dtype in UNSIGNED_WIDE:             # few kernels take uint16: widen before anything else
+        return (t.to(torch.int32).to(torch.float32) / 65535.0)[None]
     if t.dtype == torch.bool:
         out = t.float()
     elif t.is_floating_point():
-        out = t.float().clamp(0, 1)          # out of place: t may be the caller's own tensor
+        out = t.to(torch.float32).clamp(0, 1)          # out of place: t may be the caller's own tensor
     else:
-        out = t.float().div_(255)
+        out = t.to(torch.float32).div_(255)
     return out[None]
 
 
@@ -278,7 +333,7 @@ class Images:
         if isinstance(item, Path):
             image = torch.from_numpy(read_image(item, largest)).permute(2, 0, 1)[None]
         elif isinstance(item, Image.Image):
-            image = torch.from_numpy(pil_to_array(item, largest)).permute(2, 0, 1)[None]
+            image = torch.from_numpy(pil_to_array(item, largest, self.name)).permute(2, 0, 1)[None]
         elif isinstance(item, np.ndarray):
             image = _array_pixels(item)
         else:
@@ -301,13 +356,15 @@ def open_images(x: ImageInput, name: str = "image") -> Images:
     if isinstance(x, (str, os.PathLike)):
         path = Path(x)
         height, width = oriented_size(path)
-        check_pixels(height, width, str(path))
+        check_pixels(height, width, shown(path))
         return Images(name, [path], height, width, False)
     if isinstance(x, Image.Image):
         height, width = _displayed_size(x)
         check_pixels(height, width, name)
         if x.mode == "F":
             _check_range(*x.getextrema(), name, floating=True)
+        if x.mode == "I":
+            integer_full_scale(x, name)
         return Images(name, [x], height, width, False)
     if isinstance(x, np.ndarray):
         if x.dtype.kind not in "biuf":

@@ -4,7 +4,7 @@
 in; the foreground's mask and the scene's depth out, at the input's own size."""
 from __future__ import annotations
 
-import contextlib
+import copy
 import functools
 import math
 import os
@@ -19,7 +19,8 @@ from torch import nn
 from dsnet.data import normalize
 from dsnet.device import amp_dtype, pick_device
 from dsnet.images import ImageInput, Images, open_images, resize
-from dsnet.io import atomic_write, load_pretrained, load_weights, pretrained_files
+from dsnet.files import atomic_write_group, shown
+from dsnet.io import load_pretrained, load_weights, pretrained_files
 from dsnet.plots import plot_prediction
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
 
@@ -37,22 +38,26 @@ def model_size(height: int, width: int, size: SizeSpec = None, train_size: int |
     ``size``: None (``"trained"`` when ``train_size`` is known, else ``"native"``); ``"native"``
     (the nearest multiple of 32, at least 64, per side); ``"trained"`` (scaled to the area of a
     ``train_size`` square, aspect ratio kept, each side rounded to a multiple of 32); an int (a
-    square) or an ``(H, W)`` pair, which must be valid sizes."""
+    square) or an ``(H, W)`` pair, which must be valid sizes. No side is ever more than
+    ``MAX_SIDE``: the two policies scale down to it, and a larger explicit size is refused."""
     if size is None:
         size = "trained" if train_size else "native"
     if size == "native":
-        return _round_size(height), _round_size(width)
+        return _capped(height, width)
     if size == "trained":
         if not train_size:
             raise ValueError("size='trained' needs a model whose training size is known "
                              "(a checkpoint or the shipped weights); pass size='native' or a size")
         scale = train_size / math.sqrt(height * width)
-        return _round_size(height * scale), _round_size(width * scale)
+        return _capped(height * scale, width * scale)
     if isinstance(size, int) and not isinstance(size, bool):
         size = (size, size)
     if not (isinstance(size, (tuple, list)) and len(size) == 2 and all(isinstance(s, int) for s in size)):
         raise ValueError(f"size must be None, 'native', 'trained', an int or an (H, W) pair, not {size!r}")
     check_input_size(*size)
+    if max(size) > MAX_SIDE:
+        raise ValueError(f"size {size[0]}x{size[1]} has a side above {MAX_SIDE} pixels, the most the network "
+                         f"is run at; pass a smaller size, or None to let dsnet choose")
     return int(size[0]), int(size[1])
 
 
@@ -64,7 +69,12 @@ def plan_sizes(height: int, width: int, size: SizeSpec = None,
     scale and the mask at the native size (at most ``MAX_SIDE`` pixels on the longer side), or at
     the training scale when the input is smaller than that: each output from the scale that
     measured best for it, in one pass or two. Any other ``size`` is one pass for both, as
-    :func:`model_size` says."""
+    :func:`model_size` says. ValueError for an input more than ``MAX_ASPECT`` times longer than
+    wide (or wide than high): no planned size keeps its shape."""
+    if max(height, width) > MAX_ASPECT * min(height, width):
+        raise ValueError(f"the images are {height}x{width} pixels, more than {MAX_ASPECT} times longer one way "
+                         f"than the other; dsnet takes shapes up to {MAX_ASPECT}:1 ({MIN_SIZE}x{MAX_SIDE} at the "
+                         "network): crop them first")
     if size is None:
         native = _capped(height, width)
         if not train_size:
@@ -77,10 +87,11 @@ def plan_sizes(height: int, width: int, size: SizeSpec = None,
     return one, one
 
 
-MAX_SIDE = 1024  # the default's native pass: longer side at most this (memory and time grow with the area)
+MAX_SIDE = 1024  # the network's passes: longer side at most this (memory and time grow with the area)
+MAX_ASPECT = MAX_SIDE // MIN_SIZE  # 16:1, the longest shape whose short side stays at least MIN_SIZE
 
 
-def _capped(height: int, width: int) -> tuple[int, int]:
+def _capped(height: float, width: float) -> tuple[int, int]:
     scale = min(1.0, MAX_SIDE / max(height, width))
     return _round_size(height * scale), _round_size(width * scale)
 
@@ -104,28 +115,42 @@ class Predictor:
 
 def load_predictor(model: ModelSource = None, device: str | torch.device | None = None) -> Predictor:
     """A :class:`Predictor` from a checkpoint path (or its folder), a ``.safetensors`` file, a
-    model (its ``train_size`` attribute, if any, is the size it was trained at), or None for a
-    fresh copy of the shipped weights. ``device``: default CUDA when available (a model you pass
-    stays where it is unless ``device`` is given); ValueError for a device this machine lacks."""
+    model (its ``train_size`` attribute, if any, is the size it was trained at), or None (or
+    ``"pretrained"``) for a fresh copy of the shipped weights. ``device``: default CUDA when
+    available (a model you pass stays where it is unless ``device`` is given); ValueError for a
+    device this machine lacks. A model you pass is never changed: see :func:`ready_model`."""
     if isinstance(model, Predictor):
         if device is None or pick_device(device) == model.device:
             return model
         device = pick_device(device)
-        return Predictor(model.model.to(device), device, model.train_size, model.source)
+        return Predictor(ready_model(model.model, device), device, model.train_size, model.source)
     if isinstance(model, nn.Module):
-        if device is not None:
-            model.to(pick_device(device))
-        first = next(model.parameters(), None)
-        return Predictor(model, first.device if first is not None else torch.device("cpu"),
-                         getattr(model, "train_size", None), "module")
+        net = ready_model(model, None if device is None else pick_device(device))
+        return Predictor(net, _device_of(net), getattr(model, "train_size", None), "module")
     device = pick_device(device)
-    if model is None:
+    if model is None or model == "pretrained":
         net = load_pretrained(device)
         return Predictor(net, device, net.train_size, "pretrained")
     if not isinstance(model, (str, os.PathLike)):
         raise TypeError(f"model must be a checkpoint path, a DSResNet, a Predictor or None, not {type(model).__name__}")
     net, _ = load_weights(model)
     return Predictor(net.to(device).eval(), device, net.train_size, str(model))
+
+
+def _device_of(model: nn.Module) -> torch.device:
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def ready_model(model: nn.Module, device: torch.device | None = None) -> nn.Module:
+    """``model`` itself if it is in eval mode (every module) and on ``device`` (None: where it
+    is), else an eval-mode copy on ``device``. Prediction never switches the mode or the device
+    of a model it is given: a model shared by threads, or one in the middle of its training,
+    stays as it was, and concurrent predictions on one model are safe as long as nothing trains,
+    moves or changes it meanwhile."""
+    if not any(module.training for module in model.modules()) and device in (None, _device_of(model)):
+        return model
+    return copy.deepcopy(model).eval().to(device or _device_of(model))
 
 
 @functools.lru_cache(maxsize=None)
@@ -173,15 +198,15 @@ def _run(predictor: Predictor, bgs: Images, fgs: Images, mask_size: tuple[int, i
     """The depth and the mask probability, float32 ``(N, H, W)`` at the input's size, with BG
     aligned to BG-FG first if ``align`` (:func:`align_to`, at each size the network sees). Memory
     holds a batch at the network's sizes and one full-size output map besides the result."""
-    model, device = predictor.model, predictor.device
+    model, device = ready_model(predictor.model), predictor.device   # a Predictor made by hand may hold any
     dtype = next(model.parameters()).dtype
     layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
     precision = amp_dtype(device, enabled=dtype == torch.float32)  # a half-precision model runs as it is
     sizes = list(dict.fromkeys((mask_size, depth_size)))          # one pass, or two
     shape = (len(bgs), bgs.height, bgs.width)
     depth, mask_prob = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    with _eval_mode(model), torch.inference_mode(), torch.autocast(device.type, dtype=precision or torch.float32,
-                                                                   enabled=precision is not None):
+    with torch.inference_mode(), torch.autocast(device.type, dtype=precision or torch.float32,
+                                                enabled=precision is not None):
         for start in range(0, len(bgs), batch_size):
             stop = min(start + batch_size, len(bgs))
             outputs = {}
@@ -194,21 +219,6 @@ def _run(predictor: Predictor, bgs: Images, fgs: Images, mask_size: tuple[int, i
                 for out, logits in ((depth, outputs[depth_size].depth), (mask_prob, outputs[mask_size].mask)):
                     out[start + i] = torch.sigmoid(resize(logits[i:i + 1].float(), shape[1:]))[0, 0].cpu().numpy()
     return depth, mask_prob
-
-
-@contextlib.contextmanager
-def _eval_mode(model: nn.Module):
-    """``model`` in eval mode inside the block, and each of its modules back in its own mode after
-    it. Only the modules in training mode are touched: ``model.eval()`` on a model in eval mode
-    already walks every module, a cost per call."""
-    training = [module for module in model.modules() if module.training]
-    for module in training:
-        module.training = False
-    try:
-        yield model
-    finally:
-        for module in training:
-            module.training = True
 
 
 def predict(bg: ImageInput, bg_fg: ImageInput, model: ModelSource = None, *, size: SizeSpec = None,
@@ -241,8 +251,9 @@ def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: 
                     bg_fg: ImageInput | None = None, index: int | None = None) -> dict[str, Path]:
     """Write ``NAME_mask.png`` (8-bit, 0 or 255), ``NAME_depth.png`` (16-bit gray, 0 near, 65535 at
     20 m) and, given ``bg_fg``, ``NAME_figure.png`` (side by side, :func:`dsnet.plots.plot_prediction`)
-    into ``out_dir``. Each file appears whole or not at all (written to a temporary name, then
-    renamed); an existing file of that name is replaced."""
+    into ``out_dir``. The files appear together, whole, or not at all (each written to a temporary
+    name, then all renamed: :func:`dsnet.files.atomic_write_group`); existing files of those names
+    are replaced."""
     from matplotlib.figure import Figure
     from PIL import Image
 
@@ -250,17 +261,42 @@ def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: 
     paths = prediction_paths(out_dir, name, figure=bg_fg is not None)
     mask = Image.fromarray(pick(result.mask).astype(np.uint8) * 255)
     depth = Image.fromarray((pick(result.depth) * 65535).round().astype(np.uint16))
-    written = {
+    writes = {
         # zlib level 1: files a few percent larger than PIL's default level 6, written much faster
-        "mask": atomic_write(paths["mask"], lambda tmp: mask.save(tmp, format="PNG", compress_level=1)),
-        "depth": atomic_write(paths["depth"], lambda tmp: depth.save(tmp, format="PNG", compress_level=1)),
+        paths["mask"]: lambda tmp: mask.save(tmp, format="PNG", compress_level=1),
+        paths["depth"]: lambda tmp: depth.save(tmp, format="PNG", compress_level=1),
     }
     if bg_fg is not None:
         fig = Figure(figsize=(9, 3.2))
         plot_prediction(bg_fg, result, index or 0, axes=fig.subplots(1, 3))
         fig.tight_layout()
-        written["figure"] = atomic_write(paths["figure"], lambda tmp: fig.savefig(tmp, format="png", dpi=100))
-    return written
+        writes[paths["figure"]] = lambda tmp: fig.savefig(tmp, format="png", dpi=100)
+    atomic_write_group(writes)
+    return paths
+
+
+def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str | os.PathLike, *,
+                  size: SizeSpec = None, threshold: float = 0.5, figures: bool = True, align: bool = True,
+                  skip_existing: bool = False, show_progress: bool = False) -> tuple[PredictionResult | None, int]:
+    """Predict each ``(BG, BG-FG)`` file pair in turn and save its outputs into ``out`` with
+    :func:`save_prediction`, named after BG-FG's stem. ``skip_existing``: leave out the pairs whose
+    outputs are all there already (a folder can be continued after an interruption). Returns the
+    last :class:`PredictionResult` (None if every pair was skipped) and the number of pairs
+    written; a failure is a ValueError that says how many pairs were written."""
+    from dsnet.progress import progress
+
+    result, written = None, 0
+    todo = [(bg, bg_fg) for bg, bg_fg in pairs if not (skip_existing and all(
+        path.exists() for path in prediction_paths(out, bg_fg.stem, figures).values()))]
+    for bg, bg_fg in progress(todo, desc="predict", unit="pair", disable=not show_progress):
+        try:
+            result = predictor(bg, bg_fg, size=size, threshold=threshold, align=align)
+            save_prediction(result, out, bg_fg.stem, bg_fg=bg_fg if figures else None)
+        except (ValueError, TypeError, OSError) as error:
+            raise ValueError(f"{shown(bg_fg.name)}: {str(error).splitlines()[0]} ({written} of {len(todo)} "
+                             f"pair(s) written to {shown(out)})") from None
+        written += 1
+    return result, written
 
 
 def shift_image(images: Tensor, dy: int, dx: int) -> Tensor:
@@ -278,7 +314,8 @@ def estimate_shift(image: Tensor, reference: Tensor) -> tuple[int, int]:
     """The whole-pixel ``(dy, dx)`` by which ``image`` ``(C, H, W)`` must move to line up with
     ``reference`` (same shape), by phase correlation."""
     height, width = image.shape[-2:]
-    window = torch.hann_window(height, periodic=False)[:, None] * torch.hann_window(width, periodic=False)
+    hann = functools.partial(torch.hann_window, periodic=False, dtype=torch.float32)  # whatever the default dtype
+    window = hann(height)[:, None] * hann(width)
     a, b = ((x.float().mean(0) - x.float().mean()) * window for x in (image, reference))
     cross = torch.fft.rfft2(b) * torch.fft.rfft2(a).conj()
     peak = int(torch.fft.irfft2(cross / cross.abs().clamp(min=1e-12), s=(height, width)).argmax())
@@ -295,8 +332,8 @@ def exposure_gain(image: Tensor, reference: Tensor, step: float = 0.005) -> Tens
     usable = (image > 0.02) & (reference > 0.02) & (image < 0.98) & (reference < 0.98)
     logs = torch.log(reference.clamp(min=0.02) / image.clamp(min=0.02))
     bins = round(1.0 / step)                      # log ratios within +-1: gains from 0.37 to 2.7
-    tent = torch.tensor([[[1.0, 2.0, 3.0, 2.0, 1.0]]])   # symmetric: a single peak stays where it is
-    gains = torch.ones(image.shape[0])
+    tent = torch.tensor([[[1.0, 2.0, 3.0, 2.0, 1.0]]], dtype=logs.dtype)   # symmetric: one peak stays put
+    gains = torch.ones(image.shape[0], dtype=image.dtype)
     for c in range(image.shape[0]):
         values = logs[c][usable[c]]
         if values.numel() >= 64:

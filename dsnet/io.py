@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from dsnet.device import pick_device
 from dsnet.files import atomic_write  # noqa: F401  (re-exported: dsnet.io.atomic_write)
 
 CHECKPOINT_FORMAT = "dsnet-checkpoint-1"
@@ -94,6 +95,12 @@ def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], sourc
                             for what, keys in (("missing", missing), ("unexpected", unexpected),
                                                ("other shape", reshaped)) if keys)
         raise CheckpointError(f"{source} holds another architecture than DSResNet ({details})")
+    retyped = [k for k in own if own[k].is_floating_point() and not state_dict[k].is_floating_point()]
+    if retyped:
+        found = ", ".join(f"{k} ({str(state_dict[k].dtype).replace('torch.', '')})" for k in retyped[:3])
+        raise CheckpointError(f"{source} stores floating-point weights as integers: {found}"
+                              f"{' ...' if len(retyped) > 3 else ''}; quantized or converted weights do not "
+                              "load into DSResNet, pass the float file")
     model.load_state_dict({k: v.to(own[k].dtype) for k, v in state_dict.items()})
     return model
 
@@ -125,6 +132,35 @@ def read_weights(path: str | os.PathLike) -> tuple[dict[str, torch.Tensor], dict
         raise CheckpointError(f"{path} is not a readable safetensors file ({error})") from None
     require_finite(tensors, path)
     return tensors, metadata
+
+
+TRAIN_SIZES = range(64, 1024 + 1, 32)
+"""The sizes a dsnet model can have been trained at: multiples of 32 from 64 to 1024."""
+
+
+def checked_training_size(metadata: dict[str, Any], source: str | os.PathLike) -> int | None:
+    """:func:`training_size`, refused in one sentence when it is no size dsnet trains at (the
+    planned network sizes follow from it, so a damaged value would plan an enormous pass)."""
+    size = training_size(metadata)
+    if size is not None and size not in TRAIN_SIZES:
+        raise CheckpointError(f"{source} says it was trained at {size} px, which no dsnet model is (a multiple "
+                              f"of 32 from {TRAIN_SIZES.start} to {TRAIN_SIZES.stop - 1}): its metadata is damaged")
+    return size
+
+
+def weights_kind(path: Path) -> str:
+    """``"safetensors"`` or ``"checkpoint"``, from the file's first bytes, for a file whose suffix
+    does not say; CheckpointError for a file that is neither."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(9)
+    except OSError as error:
+        raise CheckpointError(f"{path} cannot be read ({error.strerror or type(error).__name__})") from None
+    if head[:4] == b"PK\x03\x04":                # torch.save writes a zip archive
+        return "checkpoint"
+    if len(head) == 9 and head[8:9] == b"{":       # safetensors: 8-byte header length, then JSON
+        return "safetensors"
+    raise CheckpointError(f"{path} is neither a dsnet checkpoint (.pt) nor a .safetensors weights file")
 
 
 def training_size(metadata: dict[str, Any]) -> int | None:
@@ -164,7 +200,10 @@ def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             raise CheckpointError(f"{path} is a folder without best.pt; pass a checkpoint, a .safetensors "
                                   "file or a run folder written by dsnet train")
         path = path / "best.pt"
-    if path.suffix == ".safetensors":
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    kind = {".safetensors": "safetensors", ".pt": "checkpoint", ".pth": "checkpoint"}.get(path.suffix.lower())
+    if (kind or weights_kind(path)) == "safetensors":
         tensors, metadata = read_weights(path)
     else:
         metadata = load_checkpoint(path)
@@ -172,18 +211,19 @@ def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
         if not isinstance(tensors, dict) or not all(isinstance(v, torch.Tensor) for v in tensors.values()):
             raise CheckpointError(f"{path} is a dsnet checkpoint without model weights")
     model = load_state_into(DSResNet(), tensors, str(path))
-    model.train_size = training_size(metadata)
+    model.train_size = checked_training_size(metadata, path)
     return model, metadata
 
 
 def load_model(source: str | os.PathLike | nn.Module | None = None,
                device: str | torch.device | None = None) -> nn.Module:
     """A DSResNet in eval mode from ``source``: a model (returned as is), a ``.pt`` checkpoint or
-    its run folder, a ``.safetensors`` weights file, or None for the weights shipped with dsnet."""
-    if source is None:
+    its run folder, a ``.safetensors`` weights file, or None (or ``"pretrained"``) for the weights
+    shipped with dsnet. ValueError for a device this machine lacks."""
+    if source is None or source == "pretrained":
         return load_pretrained(device)
     model = source if isinstance(source, nn.Module) else load_weights(source)[0]
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+    device = pick_device(device) if device is not None else next(model.parameters()).device
     return model.to(device).eval()
 
 
@@ -199,6 +239,7 @@ def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
     carries ``train_size``, the image size it finished training at."""
     from dsnet.model import DSResNet
 
+    target = torch.device("cpu") if device is None else pick_device(device)
     path = pretrained_files()["weights"]
     if not path.is_file():
         raise CheckpointError(f"this dsnet has no pretrained weights ({path} is missing); "
@@ -206,8 +247,8 @@ def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
     _verify_pretrained(path)
     tensors, metadata = read_weights(path)
     model = load_state_into(DSResNet(), tensors, str(path))
-    model.train_size = training_size(metadata) or training_size(pretrained_manifest())
-    return model.to(torch.device(device or "cpu")).eval()
+    model.train_size = checked_training_size(metadata, path) or checked_training_size(pretrained_manifest(), path)
+    return model.to(target).eval()
 
 
 def file_sha256(path: str | os.PathLike) -> str:

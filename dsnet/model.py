@@ -19,12 +19,26 @@ class Prediction(NamedTuple):
     mask: Tensor
 
 
-def check_inputs(bg: Tensor, bg_fg: Tensor) -> None:
-    """Raise ``ValueError`` (``TypeError`` for non-tensors) unless ``bg`` and ``bg_fg`` are
-    ``(B, 3, H, W)`` batches of one shape with H and W valid for DSResNet."""
+def _autocast(device_type: str) -> bool:
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:                  # torch before 2.4 asks per device kind
+        return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
+
+
+def check_inputs(bg: Tensor, bg_fg: Tensor, weights: torch.dtype | None = None) -> None:
+    """Raise ``ValueError`` (``TypeError`` for non-tensors or the wrong dtype) unless ``bg`` and
+    ``bg_fg`` are ``(B, 3, H, W)`` float batches of one shape with H and W valid for DSResNet, of
+    the ``weights``' dtype when given (outside autocast, which converts them itself)."""
     for name, x in (("bg", bg), ("bg_fg", bg_fg)):
         if not isinstance(x, Tensor):
             raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
+        if not x.is_floating_point():
+            raise TypeError(f"{name} is a {str(x.dtype).replace('torch.', '')} tensor; DSResNet takes normalized "
+                            "float images (dsnet.data.normalize), and dsnet.predict takes images of any type")
+        if weights is not None and x.dtype != weights and not _autocast(x.device.type):
+            raise TypeError(f"{name} is {str(x.dtype).replace('torch.', '')} but the model's weights are "
+                            f"{str(weights).replace('torch.', '')}; convert one to the other, e.g. {name}.to(dtype)")
         if x.dim() != 4:
             raise ValueError(f"{name} must be a 4-D batch (B, 3, H, W), got shape {tuple(x.shape)}"
                              + ("; add a batch dimension with x.unsqueeze(0)" if x.dim() == 3 else ""))
@@ -117,7 +131,7 @@ class DSResNet(nn.Module):
         self.mask_head = DecoderHead()
 
     def forward(self, bg: Tensor, bg_fg: Tensor) -> Prediction:
-        check_inputs(bg, bg_fg)
+        check_inputs(bg, bg_fg, self.merge.weight.dtype)
         bg, bg_skips = self.bg_prep(bg)
         bg_fg, bg_fg_skips = self.bg_fg_prep(bg_fg)
         bottom, encoder_skips = self.encoder(self.merge(torch.cat([bg, bg_fg], dim=1)))

@@ -194,30 +194,84 @@ def _opened(path: Path, size: int | None = None) -> Iterator[Any]:
         raise ModestError(f"{path}: not a readable image ({reason})") from None
 
 
-def _read_image(path: Path, channels: int, size: int | None = None) -> Tensor:
-    """An image file as a float ``(channels, H, W)`` tensor in [0, 1]; errors name the file."""
+KINDS = ("bg", "bg_fg", "mask", "depth")
+LABELS = {"mask": "0 for the background and 255 for the foreground", "depth": "0 at the camera to 255 at 20 m or farther"}
+EIGHT_BIT_MODES = ("1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr")
+
+
+def _check_label_mode(path: Path, image, kind: str) -> None:
+    """A mask or depth map must be an 8-bit image: a 16-bit or float one would be clipped to 8 bits
+    on reading (every depth 1.0), so it is refused from its header."""
+    if kind in LABELS and image.mode not in EIGHT_BIT_MODES:
+        raise ModestError(f"{path}: a {kind} stored as a {image.mode!r} image (16-bit or float); MODEST "
+                          f"{kind}s are 8-bit grayscale, {LABELS[kind]}: convert it to that")
+
+
+def _label_pixels(path: Path, image, kind: str) -> np.ndarray:
+    """A mask's or depth map's 8-bit gray pixels, refused when implausible: in colour (a colour
+    map is not a depth map), or a mask that would read as empty (a 0/1 mask instead of 0/255)."""
+    if image.mode not in ("1", "L"):
+        rgb = np.asarray(image.convert("RGB")).astype(np.int16)
+        if int(np.abs(rgb - rgb[..., :1]).max(initial=0)) > 24:     # JPEG's colour noise stays well below
+            raise ModestError(f"{path}: the {kind} is in colour; MODEST {kind}s are grayscale, {LABELS[kind]}")
+    gray = np.asarray(image.convert("L"))
+    if kind == "mask" and 0 < int(gray.max(initial=0)) < 128:
+        raise ModestError(f"{path}: mask values reach only {int(gray.max())}, so the mask would read as empty; "
+                          f"masks are {LABELS['mask']} (a 0/1 mask needs multiplying by 255)")
+    return gray
+
+
+def _read_image(path: Path, channels: int, size: int | None = None, kind: str = "bg") -> Tensor:
+    """An image file as a float ``(channels, H, W)`` tensor in [0, 1]; errors name the file. A
+    ``kind`` of ``"mask"`` or ``"depth"`` is checked to be a plausible label first."""
     with _opened(path, size) as image:
-        a = np.asarray(image.convert("RGB" if channels == 3 else "L"))
+        _check_label_mode(path, image, kind)
+        if kind in LABELS:
+            a = _label_pixels(path, image, kind)
+        else:
+            a = np.asarray(image.convert("RGB" if channels == 3 else "L"))
     t = torch.from_numpy(a.copy()).float() / 255
     return t.permute(2, 0, 1) if t.ndim == 3 else t[None]
 
 
 def read_file_map(root: str | os.PathLike) -> list[tuple[str, str, str, str]]:
-    """The lines of ``root/file_map.txt``: (bg, bg_fg, mask, depth map) names without extension."""
+    """The lines of ``root/file_map.txt``: (bg, bg_fg, mask, depth map) names without extension.
+    Every name must lead to a file inside ``root``: a name with a path in it (``../``, ``/``), or
+    one whose file is a link out of the folder, is refused with its line number, so that a
+    downloaded folder can never make dsnet read a file elsewhere on the machine."""
     path = Path(root) / "file_map.txt"
     if not path.is_file():
         raise ModestError(f"{path}: missing; is {root} a MODEST Museum folder?")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise ModestError(f"{path}: not UTF-8 text; save it as UTF-8 (one line per sample, four "
+                          "tab-separated names)") from None
     rows = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for n, line in enumerate(text.splitlines(), 1):
         if not line.strip() or line.startswith("#"):
             continue
         fields = line.strip().split("\t")
         if len(fields) != 4:
             raise ModestError(f"{path}:{n}: expected 4 tab-separated names, found {len(fields)}")
+        for folder, name in zip(FOLDERS, fields):
+            _check_inside(Path(root), folder, name, f"{path}:{n}")
         rows.append(tuple(fields))
     if not rows:
         raise ModestError(f"{path}: lists no samples")
     return rows
+
+
+def _check_inside(root: Path, folder: str, name: str, where: str) -> None:
+    """ModestError unless ``root/folder/name.jpeg`` is a plain file name whose file stays inside
+    ``root`` once links are followed (the folder itself too may be a link)."""
+    plain = "\0" not in name and name not in ("", ".", "..") and Path(name).name == name
+    file = root / folder / f"{name}.jpeg"
+    if plain and not (file.is_symlink() or (root / folder).is_symlink()):
+        return                     # one lstat per file: a plain name in a real folder stays inside
+    if not plain or not file.resolve().is_relative_to(root.resolve()):
+        raise ModestError(f"{where}: {name!r} leads outside the dataset folder {root}; file_map.txt "
+                          "names files of the folder's own bg, bg_fg, mask and depth folders only")
 
 
 def modest_split(backgrounds: list[str], split_by: str = "background", val_fraction: float = 0.3,
@@ -268,8 +322,8 @@ class ModestMuseum(Dataset):
         good = []
         for row in rows:
             try:
-                for path in self._paths(row):
-                    self._check(path, check)
+                for kind, path in zip(KINDS, self._paths(row)):
+                    self._check(path, check, kind)
                 good.append(row)
             except ModestError as error:
                 if on_error == "raise":
@@ -283,6 +337,10 @@ class ModestMuseum(Dataset):
         else:
             train_idx, val_idx = modest_split([r[0] for r in good], split_by, val_fraction, seed)
             keep = train_idx if split == "train" else val_idx
+            if not keep:
+                raise ModestError(f"{self.root}: the {split} split is empty: {len(set(r[0] for r in good))} "
+                                  f"background(s), {len(good)} sample(s), {val_fraction:.0%} of the backgrounds "
+                                  "for validation; a folder needs enough backgrounds for both splits")
         self.samples = [good[i] for i in keep]
 
     def _paths(self, row) -> list[Path]:
@@ -292,24 +350,23 @@ class ModestMuseum(Dataset):
         with _opened(self._paths(rows[0])[0]) as image:
             return image.size[1]
 
-    def _check(self, path: Path, check: str) -> None:
+    def _check(self, path: Path, check: str, kind: str) -> None:
         if check == "none":
             if not path.is_file():
                 raise ModestError(f"{path}: missing")
             return
         if check == "full":
-            _read_image(path, 1, self.image_size)
+            _read_image(path, 1 if kind in LABELS else 3, self.image_size, kind)
             return
-        with _opened(path, self.image_size):
-            pass
+        with _opened(path, self.image_size) as image:
+            _check_label_mode(path, image, kind)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __getitem__(self, index: int) -> dict[str, Tensor]:
         paths = self._paths(self.samples[index])
-        out = {k: _read_image(p, c, self.image_size) for k, p, c in zip(
-            ("bg", "bg_fg", "mask", "depth"), paths, (3, 3, 1, 1))}
+        out = {k: _read_image(p, c, self.image_size, k) for k, p, c in zip(KINDS, paths, (3, 3, 1, 1))}
         if self.resize is not None and self.resize != self.image_size:
             out = {k: torch.nn.functional.interpolate(v[None], size=(self.resize,) * 2, mode="bilinear",
                                                       align_corners=False, antialias=True)[0]

@@ -3,7 +3,9 @@
 The chapters in ``book/*.md`` (Jupytext MyST notebooks) are the single source of the
 code they teach. A code cell whose first line is ``#| export: dsnet.NAME`` belongs to
 the module ``dsnet/NAME.py``; this tool writes those modules and the paired
-``book/*.ipynb`` files that Colab opens::
+``book/*.ipynb`` files that Colab opens. A marker that is malformed, not a cell's first line, or
+names a module written by hand (one without the generated header) stops the sync with the
+chapter and line::
 
     python -m dsnet.sync            # regenerate modules and notebooks
     python -m dsnet.sync --check    # exit 1 and name every stale file
@@ -27,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import keyword
 import os
 import re
 import sys
@@ -36,10 +39,18 @@ from pathlib import Path
 from dsnet.files import atomic_write_text
 
 EXPORT_RE = re.compile(r"^#\| export: dsnet\.([a-z_][a-z0-9_]*)\s*$")
+# What someone may have meant as an export marker: refused unless it is exactly EXPORT_RE, because
+# a cell dropped in silence only surfaces later, as a NameError in the module it was meant for.
+MARKER_LIKE_RE = re.compile(r"^\s*#\s*(\|.*export|export\s*:\s*dsnet\b)", re.I)
+MARKER_FORM = "`#| export: dsnet.<lowercase module>` (a module directly in dsnet/)"
 GENERATED_MARK = "# Generated from "
 UNSTORED_TAGS = {"nbval-ignore-output", "nbval-skip"}
 UNSTORED_MIME = {"image/png", "image/jpeg", "image/svg+xml", "application/vnd.jupyter.widget-view+json"}
 SETUP_TAG = "colab-setup"
+
+
+class ChapterError(ValueError):
+    """A chapter whose export markers the sync refuses: printed as one line, exit status 2."""
 
 
 @dataclass
@@ -118,19 +129,78 @@ def with_setup_cell(md_text: str, repository_url: str) -> str:
 
 
 # ---------------------------------------------------------------- modules
-def exported_cells(chapter: Path) -> dict[str, list[str]]:
-    """``{module name: [cell source without its marker line, ...]}`` in chapter order."""
+@dataclass
+class ExportCell:
+    """A code cell marked for ``dsnet/<module>.py``: its source without the marker, and the
+    marker's line in the chapter (from 1)."""
+
+    module: str
+    line: int
+    body: str
+
+
+def _marker_module(line: str) -> str | None:
+    """The module a well-formed export marker names, else None."""
+    match = EXPORT_RE.match(line)
+    return match.group(1) if match and not keyword.iskeyword(match.group(1)) else None
+
+
+def _leading_comments(lines: list[str]) -> list[str]:
+    """The blank and comment lines a cell starts with: where a marker, or a misplaced one, sits."""
+    head = []
+    for line in lines:
+        if line.strip() and not line.lstrip().startswith("#"):
+            break
+        head.append(line)
+    return head
+
+
+def _marker_problem(where: str, index: int, line: str) -> str:
+    text = line.strip()
+    if index > 0 and _marker_module(line):
+        return f"{where}: the export marker `{text}` must be its cell's first line (one marker per cell)"
+    return f"{where}: `{text}` is not a valid export marker; write {MARKER_FORM} as the cell's first line"
+
+
+def export_cells(chapter: Path, shown: str) -> list[ExportCell]:
+    """The chapter's code cells marked for export, in order. A line among a cell's leading comments
+    that looks like a marker but is not a well-formed first line is a :class:`ChapterError`
+    naming ``shown`` (the chapter as the user knows it, e.g. ``book/blocks.md``) and the line."""
     import jupytext
 
-    modules: dict[str, list[str]] = {}
+    text = chapter.read_text(encoding="utf-8")
+    cells: list[ExportCell] = []
+    cursor = 0
     for cell in jupytext.read(chapter).cells:
-        if cell.cell_type != "code":
+        if cell.cell_type != "code" or not cell.source.strip():
             continue
-        first, _, body = cell.source.partition("\n")
-        match = EXPORT_RE.match(first)
-        if match:
-            modules.setdefault(match.group(1), []).append(body.strip("\n"))
-    return modules
+        # the cell's source stands verbatim in the chapter, after the previous cell's
+        at = text.find(cell.source, cursor)
+        at = cursor if at < 0 else at
+        cursor = at + len(cell.source)
+        first = text.count("\n", 0, at) + 1
+        lines = cell.source.split("\n")
+        for index, line in enumerate(_leading_comments(lines)):
+            if MARKER_LIKE_RE.match(line) and not (index == 0 and _marker_module(line)):
+                raise ChapterError(_marker_problem(f"{shown} line {first + index}", index, line))
+        module = _marker_module(lines[0])
+        if module:
+            cells.append(ExportCell(module, first, "\n".join(lines[1:]).strip("\n")))
+    return cells
+
+
+def check_target(project: Project, shown: str, cell: ExportCell) -> None:
+    """A :class:`ChapterError` when ``cell`` would overwrite or shadow a module written by hand
+    (one whose file does not start with the generated header, or a subpackage such as
+    ``dsnet.commands``)."""
+    where, name = f"{shown} line {cell.line}", cell.module
+    if (project.package / name).is_dir():
+        raise ChapterError(f"{where}: `#| export: dsnet.{name}` would shadow the hand-written package "
+                           f"dsnet/{name}/; export to a module of its own, {MARKER_FORM}")
+    target = project.package / f"{name}.py"
+    if target.exists() and not target.read_text(encoding="utf-8").startswith(GENERATED_MARK):
+        raise ChapterError(f"{where}: `#| export: dsnet.{name}` would overwrite dsnet/{name}.py, which is "
+                           "written by hand; export to a module of its own, under a new name")
 
 
 def module_text(chapter_rel: str, cells: list[str]) -> str:
@@ -142,15 +212,20 @@ def module_text(chapter_rel: str, cells: list[str]) -> str:
 
 
 def expected_modules(project: Project) -> dict[Path, str]:
+    """Every generated module's expected text; a :class:`ChapterError` for a marker the sync refuses,
+    one that would overwrite a hand-written module, or a module exported by two chapters."""
     owners: dict[str, str] = {}
     files: dict[Path, str] = {}
     for chapter in project.chapters():
         rel = chapter.relative_to(project.root).as_posix()
-        for name, cells in exported_cells(chapter).items():
-            if name in owners:
-                raise SystemExit(f"dsnet.{name} is exported by both {owners[name]} and {rel}; "
-                                 "a module comes from one chapter")
-            owners[name] = rel
+        modules: dict[str, list[str]] = {}
+        for cell in export_cells(chapter, rel):
+            check_target(project, rel, cell)
+            if owners.setdefault(cell.module, rel) != rel:
+                raise ChapterError(f"dsnet.{cell.module} is exported by both {owners[cell.module]} and {rel} "
+                                   f"line {cell.line}; export it from one chapter only")
+            modules.setdefault(cell.module, []).append(cell.body)
+        for name, cells in modules.items():
             files[project.package / f"{name}.py"] = module_text(rel, cells)
     return files
 
@@ -482,9 +557,11 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"dsnet.sync: {error}", file=sys.stderr)
         return 2
-    if to_verify:
-        return verify(project, to_verify)
-    return run(project, args.check, to_execute)
+    try:
+        return verify(project, to_verify) if to_verify else run(project, args.check, to_execute)
+    except ChapterError as error:
+        print(f"dsnet.sync: {error}", file=sys.stderr)
+        return 2
 
 
 def _named_chapters(project: Project, names: list[Path] | None) -> list[Path]:

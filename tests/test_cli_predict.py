@@ -169,7 +169,8 @@ def test_existing_outputs_are_kept_unless_overwrite_is_given(photos, checkpoint,
     before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
     code, _, err = run(capsys, *args)
     assert code == 2 and err.strip() == (f"dsnet predict: error: {out / 'room0_mask.png'} exists already; pass "
-                                         "--overwrite to replace it, or choose another --out")
+                                         "--overwrite to replace it, --skip-existing to leave out the pairs "
+                                         "already done, or choose another --out")
     assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
     (out / "room1_depth.png").write_bytes(b"stale")
     code, stdout, err = run(capsys, *args, "--overwrite")

@@ -124,3 +124,44 @@ def test_running_a_module_points_to_the_command(tmp_path, module):
     assert run.returncode == 2 and len(run.stderr.strip().splitlines()) == 1, run.stderr
     assert "dsnet data generate" in run.stderr and run.stdout == ""
     assert not (tmp_path / "x").exists()
+
+
+def _no_writing(monkeypatch):
+    def write_modest(*args, **kwargs):
+        raise AssertionError("write_modest ran although an option was out of range")
+
+    monkeypatch.setattr(modest, "write_modest", write_modest)
+
+
+@pytest.mark.parametrize("options, words", [
+    (["--count", "1000000000000"], ["--count 1000000000000 is more than the 1,000,000 samples", "at most 1,000,000"]),
+    (["--count", "1000001"], ["--count 1000001 is more than the 1,000,000 samples", "at most 1,000,000"]),
+    (["--seed", "-1"], ["--seed must be 0 or more, not -1"]),
+    (["--seed", "-5"], ["--seed must be 0 or more, not -5"]),
+])
+def test_out_of_range_count_or_seed_is_refused_before_any_work(tmp_path, capsys, monkeypatch, options, words):
+    _no_writing(monkeypatch)
+    assert _generate(tmp_path / "m", *options) == 2
+    _one_line(capsys, *words)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_largest_count_is_accepted_and_stated_in_the_help(tmp_path, capsys, monkeypatch):
+    asked = {}
+    monkeypatch.setattr(modest, "write_modest", lambda out, count, **kwargs: asked.update(count=count) or out)
+    assert _generate(tmp_path / "m", "--count", "1000000") == 0
+    assert asked == {"count": data_command.MAX_COUNT} and data_command.MAX_COUNT == 1_000_000
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        main(["data", "generate", "--help"])
+    assert "1 to 1,000,000" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("threads", ["-1", "0"])
+def test_bench_threads_below_one_are_refused_before_any_work(capsys, monkeypatch, threads):
+    def bench(*args, **kwargs):
+        raise AssertionError("the renderer was timed although --threads was out of range")
+
+    monkeypatch.setattr(data_command, "bench", bench)
+    assert main(["data", "bench", "--sizes", "16", "--threads", threads]) == 2
+    _one_line(capsys, f"--threads must be 1 or more, not {threads}")

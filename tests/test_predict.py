@@ -191,7 +191,7 @@ def test_plan_sizes():
     assert plan_sizes(64, 64, None, train_size=128) == ((128, 128), (128, 128))   # small: mask scaled up too
     assert plan_sizes(200, 300) == ((192, 288), (192, 288))                  # a bare module: native
     assert plan_sizes(3000, 4000, None, train_size=224) == ((768, 1024), (192, 256))   # the native pass is capped
-    assert plan_sizes(3000, 4000, "native") == ((3008, 4000), (3008, 4000))  # unless asked for
+    assert plan_sizes(3000, 4000, "native") == ((768, 1024), (768, 1024))  # every path: at most 1024 a side
     assert plan_sizes(200, 300, 96, train_size=64) == ((96, 96), (96, 96))
 
 

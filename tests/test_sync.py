@@ -148,3 +148,126 @@ def test_a_failing_cell_is_reported_without_the_kernels_log():
     trace = "ValueError: bad size\n[IPKernelApp] WARNING | Kernel is running over TCP without encryption."
     message = failure_message(Path("shapes.md"), ValueError("bad size"), trace, 900)
     assert message.endswith("ValueError: bad size") and "IPKernelApp" not in message
+
+
+TRIAL = """---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+kernelspec:
+  display_name: Python 3
+  language: python
+  name: python3
+---
+
+# Trial
+
+```{code-cell} ipython3
+#| export: dsnet.trial
+SIDE = 3
+```
+
+Prose between the cells.
+
+```{code-cell} ipython3
+:tags: [hide-input]
+
+MARKER
+def area():
+    return SIDE * SIDE
+```
+"""
+
+
+@pytest.fixture()
+def trial(tmp_path: Path):
+    """A checkout with the real package and one chapter, ``book/trial.md``, whose second exported
+    cell starts with the given lines; returns that chapter."""
+    shutil.copytree(ROOT / "dsnet", tmp_path / "dsnet",
+                    ignore=shutil.ignore_patterns("__pycache__", "weights", "experiment_runs"))
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy(ROOT / name, tmp_path / name)
+    (tmp_path / "book").mkdir()
+
+    def write(marker: str) -> Path:
+        chapter = tmp_path / "book" / "trial.md"
+        chapter.write_text(TRIAL.replace("MARKER", marker))
+        return chapter
+
+    return write
+
+
+def refused(chapter: Path, marker_line: str, capsys) -> str:
+    """Run the sync on ``chapter``'s checkout, expect it refused before writing anything, and
+    return its one line on stderr, checked to name the chapter and the line of ``marker_line``."""
+    from dsnet.sync import main
+
+    root = chapter.parent.parent
+    before = {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+    assert main(["--root", str(root)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    line = chapter.read_text().splitlines().index(marker_line) + 1
+    assert err.startswith(f"dsnet.sync: book/trial.md line {line}: "), err
+    assert {p: p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()} == before
+    return err
+
+
+@pytest.mark.parametrize("marker", [
+    "#|export: dsnet.io",            # no space after the bar
+    "#| export:dsnet.trial2",         # no space after the colon
+    "#| export : dsnet.trial2",       # a space before the colon
+    "#| Export: dsnet.trial2",        # capitalised keyword
+    "#| export: dsnet.Train",         # capitalised module
+    "#| export: numpy.trial2",        # not in dsnet
+    "#| export: dsnet.commands.data",  # inside a subpackage
+    "#| export: dsnet.import",        # a module no one can import
+    " #| export: dsnet.trial2",       # indented
+    "# export: dsnet.trial2",         # the bar left out
+])
+def test_a_malformed_export_marker_is_refused_with_its_chapter_and_line(trial, capsys, marker):
+    err = refused(trial(marker), marker, capsys)
+    assert f"`{marker.strip()}` is not a valid export marker" in err
+    assert "write `#| export: dsnet.<lowercase module>`" in err
+
+
+def test_an_export_marker_below_the_first_line_is_refused(trial, capsys):
+    chapter = trial("# the area of the square\n#| export: dsnet.trial2")
+    err = refused(chapter, "#| export: dsnet.trial2", capsys)
+    assert "must be its cell's first line" in err
+
+
+@pytest.mark.parametrize("module", ["io", "sync", "cli", "__init__"])
+def test_exporting_over_a_hand_written_module_is_refused(trial, capsys, module):
+    marker = f"#| export: dsnet.{module}"
+    err = refused(trial(marker), marker, capsys)
+    assert f"would overwrite dsnet/{module}.py, which is written by hand" in err
+
+
+def test_exporting_over_a_hand_written_package_is_refused(trial, capsys):
+    err = refused(trial("#| export: dsnet.commands"), "#| export: dsnet.commands", capsys)
+    assert "would shadow the hand-written package dsnet/commands/" in err
+
+
+def test_well_formed_markers_export_and_may_replace_a_generated_module(trial):
+    from dsnet.sync import Project, expected_modules
+
+    chapter = trial("#| export: dsnet.shapes")                # dsnet/shapes.py is generated: replaceable
+    modules = expected_modules(Project(chapter.parent.parent))
+    package = chapter.parent.parent / "dsnet"
+    assert modules[package / "trial.py"].endswith("SIDE = 3\n")
+    assert modules[package / "shapes.py"].startswith("# Generated from book/trial.md")
+    assert "def area():" in modules[package / "shapes.py"]
+
+
+def test_a_module_exported_by_two_chapters_is_one_line(trial, capsys):
+    from dsnet.sync import main
+
+    chapter = trial("#| export: dsnet.trial2")
+    (chapter.parent / "other.md").write_text(TRIAL.replace("MARKER", "#| export: dsnet.trial3"))
+    assert main(["--root", str(chapter.parent.parent)]) == 2
+    err = capsys.readouterr().err
+    line = TRIAL.splitlines().index("#| export: dsnet.trial") + 1
+    assert err == (f"dsnet.sync: dsnet.trial is exported by both book/other.md and book/trial.md line {line}; "
+                   "export it from one chapter only\n")

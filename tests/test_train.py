@@ -26,7 +26,7 @@ def quiet(_message: str) -> None:
 
 
 def test_config_errors_name_the_problem():
-    with pytest.raises(ValueError, match="unknown profile 'fast'; choose one of quick, medium, full"):
+    with pytest.raises(ValueError, match="unknown profile 'fast'; choose one of quick, medium, cpu-long, full"):
         make_config("fast")
     with pytest.raises(ValueError, match="unknown config field"):
         make_config("quick", batchsize=3)

@@ -22,6 +22,7 @@ import json
 import platform
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
@@ -79,6 +80,17 @@ def started_from(config: TrainConfig, shipped: dict | None, shipped_proxy: dict 
     return {"started_from": {"weights": config.init}}
 
 
+def replaced(shipped: dict | None, shipped_proxy: dict | None, alike: dict | None) -> dict:
+    """The record of the weights the new ones replace, kept in the new manifest as its "before":
+    command, machine, training time, size, test metrics and proxy scores (measured now), and the
+    new weights' test metrics at the replaced ones' size (``new_test_at_same_size``)."""
+    if not shipped:
+        return {}
+    keep = ("command", "machine", "wall_seconds", "image_size", "epochs", "test", "test_split", "weights_sha256")
+    return {"replaced": {**{k: shipped[k] for k in keep if k in shipped}, "proxy": shipped_proxy,
+                         "new_test_at_same_size": alike}}
+
+
 def test_metrics(model, config: TrainConfig, size: int, realism: str, device) -> dict:
     """``model``'s metrics on the run's synthetic test split at ``size``, rendered with ``realism``."""
     config = TrainConfig.from_dict({**config.to_dict(), "realism": realism})
@@ -86,7 +98,7 @@ def test_metrics(model, config: TrainConfig, size: int, realism: str, device) ->
                     config, amp_dtype(device, config.amp))
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("run", type=Path, help="run folder with best.pt and history.json")
     parser.add_argument("--command", required=True, help="the command that trained the run")
@@ -102,38 +114,45 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.proxy_pairs < 1:
         parser.error("--proxy-pairs must be at least 1")
+    return args
 
-    state = load_checkpoint(args.run / "best.pt")
+
+def measure(run: Path, proxy_pairs: int) -> SimpleNamespace:
+    """The run's best weights as they would ship (fp16), with their test metrics (plain and, for
+    a run with realism, on its own kind of scenes) and proxy scores."""
+    state = load_checkpoint(run / "best.pt")
     history = state["history"]  # up to the best epoch: what the shipped weights saw
     config = TrainConfig.from_dict(state["config"])
     size = history[-1]["size"]
-    model = load_state_into(DSResNet(), state["model"], str(args.run / "best.pt"))
+    model = load_state_into(DSResNet(), state["model"], str(run / "best.pt"))
     model.half().float()  # evaluate exactly what is shipped: the fp16 weights
     model.train_size = size
     device = pick_device("auto")
     model.to(device)
-    test = test_metrics(model, config, size, "none", device)
     realism = None if config.realism == "none" else test_metrics(model, config, size, config.realism, device)
-    proxy = proxy_scores(model, args.proxy_pairs)
-    files = pretrained_files()
-    shipped = json.loads(files["manifest"].read_text()) if files["manifest"].exists() else None
-    old_proxy = proxy_scores(None, args.proxy_pairs) if shipped else None
-    origin = started_from(config, shipped, old_proxy)
-    if shipped:
-        old = shipped["test"]
-        verdict = better(test, old, proxy, old_proxy)
-        print(f"{'beats' if verdict else 'does not beat'} the shipped weights: mask IoU {test['mask_iou']:.4f} vs "
-              f"{old['mask_iou']:.4f}, depth RMSE {test['depth_rmse']:.4f} vs {old['depth_rmse']:.4f}, proxy "
-              + ", ".join(f"{k} {proxy[k]:.4f} vs {old_proxy[k]:.4f}" for k in proxy))
-        if not verdict and not args.force and args.to is None:
-            print("not shipped: the synthetic test metrics must hold and the proxy improve, or the reverse "
-                  "(--force ships anyway)", file=sys.stderr)
-            return 1
-    if args.to is not None:
-        files = {name: args.to / path.name for name, path in files.items()}
-    save_weights(model, files["weights"], metadata={"dsnet_version": state["dsnet_version"],
-                                                    "train_size": str(size), "config": state["config"]})
-    manifest = {
+    return SimpleNamespace(state=state, history=history, config=config, size=size, model=model, device=device,
+                           test=test_metrics(model, config, size, "none", device), realism=realism,
+                           proxy=proxy_scores(model, proxy_pairs))
+
+
+def compare(new: SimpleNamespace, shipped: dict, old_proxy: dict) -> tuple[dict, bool]:
+    """The new weights' test metrics at the size the shipped ones were tested at, and whether
+    they beat the shipped ones there (:func:`better`); prints the comparison."""
+    old, old_size = shipped["test"], shipped.get("image_size", new.size)
+    alike = new.test if old_size == new.size else test_metrics(new.model, new.config, old_size, "none", new.device)
+    verdict = better(alike, old, new.proxy, old_proxy)
+    print(f"{'beats' if verdict else 'does not beat'} the shipped weights (synthetic test at {old_size} px): "
+          f"mask IoU {alike['mask_iou']:.4f} vs {old['mask_iou']:.4f}, depth RMSE {alike['depth_rmse']:.4f} vs "
+          f"{old['depth_rmse']:.4f}, proxy " + ", ".join(f"{k} {new.proxy[k]:.4f} vs {old_proxy[k]:.4f}"
+                                                         for k in new.proxy))
+    return alike, verdict
+
+
+def manifest_of(args: argparse.Namespace, new: SimpleNamespace, weights: Path, extra: dict) -> dict:
+    """The manifest of the new weights (written to ``weights``), ``extra`` being their origin and
+    the record of the weights they replace."""
+    state, history, size = new.state, new.history, new.size
+    return {
         "command": args.command,
         "machine": f"{args.machine}; {platform.processor() or platform.machine()}, torch {torch.__version__}",
         "wall_seconds": round(sum(h["seconds"] for h in history)),  # training epochs, without evaluation
@@ -142,17 +161,38 @@ def main(argv: list[str] | None = None) -> int:
         "epochs": len(history),
         "precision": history[-1].get("precision", "float32"),  # what training computed in (histories before 0.1 lack it)
         "config": state["config"],
-        "test": test,
-        "test_split": f"{config.test_samples} held-out synthetic scenes at {size}px, without realism",
-        **({"test_realism": realism} if realism else {}),
-        "proxy": {**proxy, "pairs": args.proxy_pairs, "size": PROXY["size"]},
-        **origin,
+        "test": new.test,
+        "test_split": f"{new.config.test_samples} held-out synthetic scenes at {size}px, without realism",
+        **({"test_realism": new.realism} if new.realism else {}),
+        "proxy": {**new.proxy, "pairs": args.proxy_pairs, "size": PROXY["size"]},
+        **extra,
         "dsnet_version": state["dsnet_version"],
-        "weights_sha256": file_sha256(files["weights"]),  # load_pretrained refuses other bytes
+        "weights_sha256": file_sha256(weights),  # load_pretrained refuses other bytes
         "note": args.note,
     }
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    new = measure(args.run, args.proxy_pairs)
+    files = pretrained_files()
+    shipped = json.loads(files["manifest"].read_text()) if files["manifest"].exists() else None
+    old_proxy = proxy_scores(None, args.proxy_pairs) if shipped else None
+    alike = None
+    if shipped:
+        alike, verdict = compare(new, shipped, old_proxy)
+        if not verdict and not args.force and args.to is None:
+            print("not shipped: the synthetic test metrics must hold and the proxy improve, or the reverse "
+                  "(--force ships anyway)", file=sys.stderr)
+            return 1
+    if args.to is not None:
+        files = {name: args.to / path.name for name, path in files.items()}
+    save_weights(new.model, files["weights"], metadata={"dsnet_version": new.state["dsnet_version"],
+                                                        "train_size": str(new.size), "config": new.state["config"]})
+    extra = {**started_from(new.config, shipped, old_proxy), **replaced(shipped, old_proxy, alike)}
+    manifest = manifest_of(args, new, files["weights"], extra)
     atomic_write_text(files["manifest"], json.dumps(manifest, indent=1) + "\n")
-    atomic_write_text(files["history"], json.dumps(history, indent=1) + "\n")
+    atomic_write_text(files["history"], json.dumps(new.history, indent=1) + "\n")
     print(f"shipped {args.run} -> {files['weights'].parent}")
     return 0
 

@@ -53,6 +53,8 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     if args.predict and args.compile:
         raise UsageError("--compile applies to the training and inference bench, not to --predict")
+    if args.json is not None:
+        check_json(args.json)
     log = None if args.quiet else (lambda message: print(message, file=sys.stderr, flush=True))
     try:
         if args.predict:
@@ -69,6 +71,21 @@ def run(args: argparse.Namespace) -> int:
         text = json.dumps(report, indent=1) + "\n"
         atomic_write(args.json, lambda tmp: tmp.write_text(text))
     return 0
+
+
+def check_json(path: Path) -> None:
+    """A UsageError now, before minutes of measuring, when the report cannot be written to ``path``;
+    creates its missing folders (:func:`dsnet.export.check_writable`)."""
+    from dsnet.export import check_writable
+
+    if path.is_dir():
+        raise UsageError(f"--json {path} is a folder; name the file to write, e.g. {path / 'bench.json'}")
+    try:
+        check_writable(path)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        message = reason if reason.startswith("cannot write") else f"cannot write {path} ({reason})"
+        raise UsageError(f"--json: {message}; name a file in a folder you can write") from None
 
 
 def command_line(args: argparse.Namespace) -> str:

@@ -17,6 +17,9 @@ SIZE_HELP = (f"at most {MAX_SIZE}: the renderer's memory grows with the square o
              "training presets use 64 to 224")
 # dsnet.scene.Realism's switches, repeated for the same reason; a test keeps them equal.
 REALISM = ("textures", "soft_edges", "fg_textures", "camera")
+# Samples one folder may hold: a million is over three million files, and the writer keeps every
+# sample's paths in memory, so a mistyped count fails here, not after minutes and gigabytes.
+MAX_COUNT = 1_000_000
 REALISM_HELP = ("imitate photographs: alone, all of it; or some of " + ", ".join(n.replace("_", "-") for n in REALISM)
                 + ", separated by commas (default: none; mask and depth stay exact)")
 
@@ -31,9 +34,9 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     gen = sub.add_parser("generate", help="write samples in the MODEST Museum layout (resumable)")
     gen.add_argument("--out", required=True, help="folder to write (new, empty, or an earlier run's)")
-    gen.add_argument("--count", type=int, required=True, help="number of samples")
+    gen.add_argument("--count", type=int, required=True, help=f"number of samples (1 to {MAX_COUNT:,})")
     gen.add_argument("--size", type=int, default=224, help=f"image side in pixels (default 224; {SIZE_HELP})")
-    gen.add_argument("--seed", type=int, default=0)
+    gen.add_argument("--seed", type=int, default=0, help="0 or more: which scenes are drawn (default 0)")
     gen.add_argument("--fg-per-bg", type=int, default=4, help="composites per background (default 4)")
     gen.add_argument("--split", default="train", choices=("train", "val", "test"),
                      help="which random stream of scenes to draw from (default train)")
@@ -49,7 +52,7 @@ def register(subparsers) -> None:
     bench.add_argument("--batch-size", type=int, default=64)
     bench.add_argument("--repeats", type=int, default=5, help="timed batches per size (median reported)")
     bench.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:1, ... or auto")
-    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    bench.add_argument("--threads", type=int, default=None, help="torch CPU threads, 1 or more (default: torch's)")
     _add_realism(bench)
     bench.set_defaults(func=bench_command)
 
@@ -83,6 +86,11 @@ def generate(args: argparse.Namespace) -> int:
 
     if args.count < 1 or args.fg_per_bg < 1 or args.batch_size < 1:
         raise UsageError("--count, --fg-per-bg and --batch-size must be >= 1")
+    if args.count > MAX_COUNT:
+        raise UsageError(f"--count {args.count} is more than the {MAX_COUNT:,} samples one folder may hold; "
+                         f"ask for at most {MAX_COUNT:,}")
+    if args.seed < 0:
+        raise UsageError(f"--seed must be 0 or more, not {args.seed}")
     if not 8 <= args.size <= MAX_SIZE:
         raise UsageError(f"--size must be from 8 to {MAX_SIZE} pixels, not {args.size}")
     if not 1 <= args.quality <= 100:
@@ -133,8 +141,10 @@ def bench_command(args: argparse.Namespace) -> int:
 
     if not 8 <= min(args.sizes) <= max(args.sizes) <= MAX_SIZE or args.batch_size < 1 or args.repeats < 1:
         raise UsageError(f"--sizes must be from 8 to {MAX_SIZE}, --batch-size and --repeats >= 1")
+    if args.threads is not None and args.threads < 1:
+        raise UsageError(f"--threads must be 1 or more, not {args.threads}")
     realism = _realism(args.realism)
-    if args.threads:
+    if args.threads is not None:
         torch.set_num_threads(args.threads)
     device = _pick_device(args.device)
     print(f"device {device}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "

@@ -5,7 +5,8 @@
 
 writes the artifact and ``OUT.json``, the contract: input layout, value range, sizes,
 normalization (built into the artifact) and the meaning of the two outputs. --out is checked
-first (a file that can be written, its folder created if needed), before any export work; the
+first (a file that can be written, its folder created if needed; an existing one only with
+--overwrite, and never the model being exported), before any export work; the
 artifact is loaded back and compared with the eager model before it is put in place.
 """
 from __future__ import annotations
@@ -27,6 +28,9 @@ def register(subparsers) -> None:
     parser.add_argument("--format", choices=("export", "torchscript"), default=None,
                         help="export: a torch.export program (.pt2) for one image size and any batch; "
                              "torchscript: traced (.ts), any valid size. Default: from the suffix of --out")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out (and its .json contract) if they exist; the model being exported "
+                             "is never replaced")
     parser.add_argument("--size", type=int, nargs="+", metavar="N", default=None,
                         help="image size of a torch.export program: N or H W (default: the training size, else 224)")
     parser.set_defaults(func=run)
@@ -44,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as error:
         raise UsageError(str(error)) from None
     try:
-        contract = export_model(args.checkpoint, args.out, format=args.format, size=size)
+        contract = export_model(args.checkpoint, args.out, format=args.format, size=size, overwrite=args.overwrite)
     except (CheckpointError, ValueError) as error:
         raise UsageError(str(error).splitlines()[0]) from None
     except OSError as error:                 # export_model checks the destination before exporting

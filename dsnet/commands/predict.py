@@ -12,9 +12,11 @@ same stem: ``room1.jpg`` with ``room1.png``) and writes the three files per pair
 
 Every input is checked before anything is written: it exists, has its partner, decodes completely
 (a truncated or damaged file is found before the first output, not when its turn comes), has at
-most 8192x8192 pixels, and BG and BG-FG have one size. Outputs that already exist in --out are
-not replaced: the command names the first one and stops, unless --overwrite is given. Each
-output file appears whole or not at all.
+most 8192x8192 pixels, and BG and BG-FG have one size; every output name fits the file system, and
+--size suits every pair. Outputs that already exist in --out are not replaced: the command names
+the first one and stops, unless --overwrite is given; --skip-existing instead continues a folder,
+leaving out the pairs whose outputs are all there. A pair's files appear together, whole, or not
+at all. --out may not be one of the input folders.
 """
 from __future__ import annotations
 
@@ -24,6 +26,7 @@ import re
 from pathlib import Path
 
 from dsnet.commands import UsageError
+from dsnet.files import shown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
@@ -61,6 +64,9 @@ def register(subparsers) -> None:
     parser.add_argument("--no-figure", action="store_true", help="write only the mask and depth PNGs")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace outputs that already exist in --out (default: refuse, naming the first)")
+    parser.add_argument("--skip-existing", action="store_true",
+                        help="leave out the pairs whose outputs are all in --out already, e.g. to continue "
+                             "after an interruption")
     parser.set_defaults(func=run)
 
 
@@ -71,8 +77,8 @@ def _images(folder: Path) -> dict[str, Path]:
             by_stem.setdefault(path.stem, []).append(path)
     twins = [paths for paths in by_stem.values() if len(paths) > 1]
     if twins:
-        raise UsageError(f"{folder} has several images named {twins[0][0].stem!r} "
-                         f"({', '.join(p.name for p in twins[0])}); keep one")
+        raise UsageError(f"{shown(folder)} has several images named {shown(twins[0][0].stem)!r} "
+                         f"({', '.join(shown(p.name) for p in twins[0])}); keep one")
     return {stem: paths[0] for stem, paths in by_stem.items()}
 
 
@@ -80,25 +86,30 @@ def pairs_of(bg: Path, bg_fg: Path) -> list[tuple[Path, Path]]:
     """The (BG, BG-FG) file pairs named on the command line; UsageError for anything missing."""
     for name, path in (("--bg", bg), ("--bg-fg", bg_fg)):
         if not path.exists():
-            raise UsageError(f"{name} {path} does not exist")
+            raise UsageError(f"{name} {shown(path)} does not exist")
     if bg.is_dir() != bg_fg.is_dir():
         raise UsageError("--bg and --bg-fg must both be files or both be folders")
     if not bg.is_dir():
         return [(bg, bg_fg)]
+    if os.path.samefile(bg, bg_fg):
+        raise UsageError(f"--bg and --bg-fg are the same folder ({shown(bg)}): each photo would be paired with "
+                         "itself; put the backgrounds and the scenes with the foreground in two folders")
     bgs, fgs = _images(bg), _images(bg_fg)
     lonely = sorted(set(bgs) ^ set(fgs))
     if lonely:
-        where = [f"{(bg if s in bgs else bg_fg) / (bgs.get(s) or fgs[s]).name}" for s in lonely[:3]]
+        where = [shown((bg if s in bgs else bg_fg) / (bgs.get(s) or fgs[s]).name) for s in lonely[:3]]
         raise UsageError(f"{len(lonely)} image(s) without a partner of the same name in the other folder: "
                          + ", ".join(where) + (" ..." if len(lonely) > 3 else ""))
     if not bgs:
-        raise UsageError(f"{bg} and {bg_fg} hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise UsageError(f"{shown(bg)} and {shown(bg_fg)} hold no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return [(bgs[s], fgs[s]) for s in sorted(bgs)]
 
 
-def check_pairs(pairs: list[tuple[Path, Path]]) -> None:
-    """Every file decodes completely and is not too large, and each pair has one size."""
+def check_pairs(pairs: list[tuple[Path, Path]], size, train_size: int | None) -> None:
+    """Every file decodes completely, holds pixels dsnet reads and is not too large; each pair
+    has one size, and ``size`` (as --size gave it) plans a pass for it."""
     from dsnet.images import check_image
+    from dsnet.inference import plan_sizes
 
     for bg, bg_fg in pairs:
         try:
@@ -106,8 +117,36 @@ def check_pairs(pairs: list[tuple[Path, Path]]) -> None:
         except (ValueError, OSError) as error:
             raise UsageError(str(error).splitlines()[0]) from None
         if sizes[0] != sizes[1]:
-            raise UsageError(f"{bg} is {sizes[0][0]}x{sizes[0][1]} pixels but {bg_fg} is "
+            raise UsageError(f"{shown(bg)} is {sizes[0][0]}x{sizes[0][1]} pixels but {shown(bg_fg)} is "
                              f"{sizes[1][0]}x{sizes[1][1]}: BG and BG-FG must have the same size")
+        try:
+            plan_sizes(*sizes[0], size, train_size)
+        except ValueError as error:
+            raise UsageError(f"{shown(bg_fg)}: {error}") from None
+
+
+def check_names(names: list[str], out: Path, figures: bool) -> None:
+    """UsageError for an output name longer than the file system takes (usually 255 bytes)."""
+    from dsnet.inference import prediction_paths
+
+    existing = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+    try:
+        longest = os.pathconf(existing, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):
+        longest = 255
+    for name in names:
+        for path in prediction_paths(out, name, figure=figures).values():
+            if len(os.fsencode(path.name)) > longest:
+                raise UsageError(f"the output {shown(path.name)} would be longer than the {longest} bytes a file name "
+                                 "may have here; rename that input to a shorter name")
+
+
+def check_not_an_input(out: Path, bg: Path, bg_fg: Path) -> None:
+    """UsageError when --out is a folder of inputs: outputs would mix with the photos."""
+    for name, folder in (("--bg", bg), ("--bg-fg", bg_fg)):
+        if folder.is_dir() and out.exists() and os.path.samefile(out, folder):
+            raise UsageError(f"--out {shown(out)} is the {name} folder; write the predictions to a folder of "
+                             "their own")
 
 
 def check_clashes(names: list[str], out: Path, figures: bool) -> None:
@@ -119,7 +158,8 @@ def check_clashes(names: list[str], out: Path, figures: bool) -> None:
     for name in names:
         for path in prediction_paths(out, name, figure=figures).values():
             if path.exists():
-                raise UsageError(f"{path} exists already; pass --overwrite to replace it, or choose another --out")
+                raise UsageError(f"{shown(path)} exists already; pass --overwrite to replace it, --skip-existing "
+                                 "to leave out the pairs already done, or choose another --out")
 
 
 def check_out(out: Path) -> None:
@@ -127,62 +167,52 @@ def check_out(out: Path) -> None:
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise UsageError(f"cannot create the output folder {out} ({error.strerror or type(error).__name__})") from None
+        raise UsageError(f"cannot create the output folder {shown(out)} "
+                         f"({error.strerror or type(error).__name__})") from None
     if not out.is_dir():
-        raise UsageError(f"--out {out} is not a folder")
+        raise UsageError(f"--out {shown(out)} is not a folder")
     probe = out / f".dsnet-write-test-{os.getpid()}"
     try:
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as error:
         reason = error.strerror or type(error).__name__
-        raise UsageError(f"cannot write to the output folder {out} ({reason})") from None
+        raise UsageError(f"cannot write to the output folder {shown(out)} ({reason})") from None
 
 
 def run(args: argparse.Namespace) -> int:
     from dsnet.device import pick_device
-    from dsnet.inference import load_predictor
+    from dsnet.inference import load_predictor, predict_files
 
     if not 0 < args.threshold < 1:
         raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
+    if args.overwrite and args.skip_existing:
+        raise UsageError("--overwrite and --skip-existing contradict each other; pass one")
     try:
         device = pick_device(args.device)
     except ValueError as error:
         raise UsageError(f"--device: {error}") from None
     pairs = pairs_of(args.bg, args.bg_fg)
+    check_not_an_input(args.out, args.bg, args.bg_fg)
     names = [bg_fg.stem for _, bg_fg in pairs]
-    if not args.overwrite:
+    check_names(names, args.out, figures=not args.no_figure)
+    if not (args.overwrite or args.skip_existing):
         check_clashes(names, args.out, figures=not args.no_figure)
     try:
         predictor = load_predictor(args.checkpoint, device)
     except (ValueError, RuntimeError) as error:      # CheckpointError is a ValueError
         raise UsageError(str(error).splitlines()[0]) from None
-    check_pairs(pairs)
+    check_pairs(pairs, args.size, predictor.train_size)
     check_out(args.out)
-    result = predict_pairs(predictor, pairs, args.out, size=args.size, threshold=args.threshold,
-                           figures=not args.no_figure, show_progress=len(pairs) > 1, align=args.align)
-    print(f"wrote {len(pairs) * (2 if args.no_figure else 3)} files for {len(pairs)} pair(s) to {args.out} "
-          f"(network input: mask {result.mask_size[0]}x{result.mask_size[1]}, depth "
-          f"{result.depth_size[0]}x{result.depth_size[1]})")
+    try:
+        result, written = predict_files(predictor, pairs, args.out, size=args.size, threshold=args.threshold,
+                                        figures=not args.no_figure, align=args.align,
+                                        skip_existing=args.skip_existing, show_progress=len(pairs) > 1)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    skipped = f"; {len(pairs) - written} pair(s) done before, left as they were" if written < len(pairs) else ""
+    sizes = (f" (network input: mask {result.mask_size[0]}x{result.mask_size[1]}, depth "
+             f"{result.depth_size[0]}x{result.depth_size[1]})" if result is not None else "")
+    print(f"wrote {written * (2 if args.no_figure else 3)} files for {written} pair(s) to {shown(args.out)}"
+          f"{sizes}{skipped}")
     return 0
-
-
-def predict_pairs(predictor, pairs: list[tuple[Path, Path]], out: Path, *, size=None, threshold: float = 0.5,
-                  figures: bool = True, show_progress: bool = True, align: bool = True):
-    """Predict each (BG, BG-FG) file pair in turn and save its outputs into ``out`` as
-    ``NAME_mask.png``, ``NAME_depth.png`` (and ``NAME_figure.png``), NAME being BG-FG's stem;
-    ``align`` as in :func:`dsnet.predict`.
-    Returns the last :class:`dsnet.inference.PredictionResult`; a failure is a UsageError that
-    says how many pairs were written."""
-    from dsnet.inference import save_prediction
-    from dsnet.progress import progress
-
-    result = None
-    for done, (bg, bg_fg) in enumerate(progress(pairs, desc="predict", unit="pair", disable=not show_progress)):
-        try:
-            result = predictor(bg, bg_fg, size=size, threshold=threshold, align=align)
-            save_prediction(result, out, bg_fg.stem, bg_fg=bg_fg if figures else None)
-        except (ValueError, TypeError, OSError) as error:
-            raise UsageError(f"{bg_fg.name}: {str(error).splitlines()[0]} ({done} of {len(pairs)} pair(s) "
-                             f"written to {out})") from None
-    return result

@@ -29,7 +29,8 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train DSResNet", description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES),
-                        help="named settings: quick (CPU, minutes), medium (CPU, about half an hour), full (GPU), "
+                        help="named settings: quick (CPU, minutes), medium (CPU, about half an hour), cpu-long (CPU, about "
+                             "an hour and a half: the shipped weights), full (GPU), "
                              "seed (the seed project's recipe, GPU), smoke (one short epoch: does it run?); "
                              "default: $DSNET_PROFILE, else full with CUDA and quick without")
     parser.add_argument("--resume", action="store_true",
