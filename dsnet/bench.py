@@ -12,6 +12,10 @@ are what a training loop achieves. Reported are medians over the timed steps aft
 achieved TFLOP/s from the model's FLOPs as counted by ``torch.utils.flop_counter`` (a training
 step counts three times the forward pass), and the data generator's own images/s at the same size
 next to the fast trainer's.
+
+Two more measurements share the timing helpers: the ``dsnet predict`` path against the network's
+forward passes (:func:`bench_predict`, ``dsnet bench --predict``), and the renderer alone
+(:func:`bench_renderer`, ``dsnet data bench``).
 """
 from __future__ import annotations
 
@@ -20,10 +24,13 @@ import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
+
+if TYPE_CHECKING:
+    from dsnet.scene import Realism
 
 PATHS = ("plain", "fast")
 
@@ -356,4 +363,38 @@ def format_predict(report: dict[str, Any]) -> str:
             lines.append(f"{size:>5}  {forward:<56}{row[f'forward_{key}_pairs_per_s']:>9.2f}")
             lines.append(f"{size:>5}    {path:<54}{row[f'predict_{key}_pairs_per_s']:>9.2f}"
                          f"{row[f'overhead_{key}_percent']:>+9.1f}%")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the renderer (dsnet data bench)
+def bench_renderer(sizes: Sequence[int] = (224, 96, 64), batch_size: int = 64, repeats: int = 5,
+                   device: str | torch.device = "cpu", realism: Realism | bool | str | None = None) -> dict[str, Any]:
+    """Median samples/s of :func:`dsnet.scene.museum_batch` at each of ``sizes``, with ``realism``
+    (anything :meth:`dsnet.scene.Realism.of` takes): one warm-up batch first, then ``repeats`` timed
+    batches, each of new scenes. Raises ``ValueError`` with one sentence for a size outside 8 to
+    ``dsnet.scene.MAX_SIZE``, a batch size or repeat count below 1, or an unavailable device.
+    Returns a JSON-able dict that :func:`format_renderer` prints."""
+    from dsnet.device import pick_device
+    from dsnet.scene import MAX_SIZE, Realism, museum_batch
+
+    if not sizes or not 8 <= min(sizes) <= max(sizes) <= MAX_SIZE or batch_size < 1 or repeats < 1:
+        raise ValueError(f"need sizes from 8 to {MAX_SIZE} pixels, batch_size >= 1 and repeats >= 1")
+    realism = Realism.of(realism)
+    device = pick_device(device)
+    report: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,
+                              "repeats": repeats, "realism": str(realism), "rows": []}
+    for size in sizes:
+        times = _timed((lambda i=i, size=size: museum_batch(range(i * batch_size, (i + 1) * batch_size), size, seed=1,
+                                                            device=device, realism=realism)
+                        for i in range(repeats + 1)), 1, device)
+        # the median of the rates, not of the times: the two differ for an even number of repeats
+        report["rows"].append({"size": size, "samples_per_s": statistics.median([batch_size / t for t in times])})
+    return report
+
+
+def format_renderer(report: dict[str, Any]) -> str:
+    """The renderer report as plain text: the settings, then one line per image size."""
+    lines = [f"device {report['device']}, {report['threads']} CPU threads, batch {report['batch_size']}, "
+             f"median of {report['repeats']}, realism {report['realism']}"]
+    lines += [f"{row['size']:>5} x {row['size']:<5} {row['samples_per_s']:8.1f} samples/s" for row in report["rows"]]
     return "\n".join(lines)

@@ -20,7 +20,7 @@ import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, Iterator, Sequence, Union
 
 import numpy as np
 import torch
@@ -28,6 +28,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from dsnet.files import shown
+
+if TYPE_CHECKING:
+    import PIL.Image
 
 MAX_PIXELS = 8192 * 8192
 """The most pixels (height x width) of one image; see the module's docstring for why."""

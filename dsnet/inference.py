@@ -14,7 +14,7 @@ from typing import Union
 
 import numpy as np
 import torch
-from torch import nn
+from torch import Tensor, nn
 
 from dsnet.data import normalize
 from dsnet.device import amp_dtype, pick_device

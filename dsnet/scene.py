@@ -495,7 +495,6 @@ def _yaw_rotate(p: Tensor, yaw: Tensor, at: Tensor) -> Tensor:
 def figure_capsules(d: Draws, at: Tensor) -> dict[str, Tensor]:
     """A human-like figure standing at ``at`` (B, 3): head, torso, two arms and two legs in
     two segments each, as 10 capsules (a sphere is a capsule whose ends coincide)."""
-    B = at.shape[0]
     h = d(1.0, 1.95)                                    # height, children to tall adults
     girth = d(0.8, 1.35)
     yaw = d(-math.pi, math.pi)

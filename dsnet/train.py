@@ -660,6 +660,6 @@ DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter 
 
 def find_runs(roots: tuple[Path, ...] = (Path("."), DRIVE_RUNS)) -> list[Path]:
     """Run folders with a ``history.json`` under ``roots``, most thorough profile first."""
-    order = ["full", "seed", "medium", "quick", "smoke"]
+    order = ["full", "seed", "cpu-long", "medium", "quick", "smoke"]
     found = [run.parent for root in roots for run in Path(root).glob("runs/*/history.json")]
     return sorted(found, key=lambda run: (order.index(run.name) if run.name in order else len(order), str(run)))

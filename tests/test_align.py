@@ -11,8 +11,6 @@ from dsnet.cli import main
 from dsnet.data import SyntheticMuseum
 from dsnet.inference import align_to, estimate_shift, exposure_gain, predict, shift_image
 
-from test_predict import tiny_checkpoint
-
 
 @pytest.fixture(scope="module")
 def pair():
@@ -69,8 +67,7 @@ def test_exposure_gain_is_the_backgrounds_ratio_even_under_a_large_foreground(pa
     assert torch.allclose(gain, torch.tensor([0.9, 0.8, 1.1]), atol=0.01)
 
 
-def test_predict_aligns_by_default_and_the_cli_can_skip_it(pair, tmp_path_factory, tmp_path, capsys):
-    checkpoint = tiny_checkpoint(tmp_path_factory)
+def test_predict_aligns_by_default_and_the_cli_can_skip_it(pair, checkpoint, tmp_path, capsys):
     to_uint8 = lambda x: (x.permute(0, 2, 3, 1) * 255).round().byte().numpy()   # noqa: E731
     bg, bg_fg = to_uint8(shift_image(pair["bg"], 2, 1)), to_uint8(pair["bg_fg"])
     aligned = predict(bg, bg_fg, checkpoint, device="cpu")

@@ -1,4 +1,5 @@
-"""``dsnet bench``: a tiny run has the promised structure (no timing assertions)."""
+"""``dsnet bench`` and the renderer bench of ``dsnet data bench``: a tiny run has the promised
+structure (no timing assertions)."""
 from __future__ import annotations
 
 import argparse
@@ -7,7 +8,8 @@ import math
 
 import pytest
 
-from dsnet.bench import forward_flops, format_table, run_bench
+from dsnet import scene
+from dsnet.bench import bench_renderer, format_renderer, forward_flops, format_table, run_bench
 from dsnet.commands import bench as bench_command
 from dsnet.cli import UsageError
 
@@ -69,3 +71,31 @@ def test_bad_input_is_a_usage_error(argv, message):
     args = parse(["--device", "cpu", *argv] if "--device" not in argv else argv)
     with pytest.raises(UsageError, match=message):
         args.func(args)
+
+
+def test_renderer_bench_is_json_and_prints_one_line_per_size():
+    report = bench_renderer([16, 8], batch_size=2, repeats=2, device="cpu", realism="camera")
+    assert json.loads(json.dumps(report)) == report
+    assert report["device"] == "cpu" and report["realism"] == "camera" and report["repeats"] == 2
+    assert [row["size"] for row in report["rows"]] == [16, 8]
+    assert all(positive(row["samples_per_s"]) for row in report["rows"])
+    lines = format_renderer(report).splitlines()
+    assert lines[0] == f"device cpu, {report['threads']} CPU threads, batch 2, median of 2, realism camera"
+    assert lines[1] == f"   16 x 16    {report['rows'][0]['samples_per_s']:8.1f} samples/s" and len(lines) == 3
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"sizes": [4]}, f"sizes from 8 to {scene.MAX_SIZE}"),
+    ({"sizes": [16, scene.MAX_SIZE + 1]}, f"sizes from 8 to {scene.MAX_SIZE}"),
+    ({"batch_size": 0}, "batch_size >= 1"),
+    ({"repeats": 0}, "repeats >= 1"),
+    ({"device": "tpu"}, "device 'tpu' is not available"),
+    ({"realism": "glossy"}, "unknown realism 'glossy'"),
+])
+def test_renderer_bench_refuses_bad_settings_before_rendering(monkeypatch, settings, message):
+    def museum_batch(*args, **kwargs):
+        raise AssertionError("the renderer ran although a setting was refused")
+
+    monkeypatch.setattr(scene, "museum_batch", museum_batch)
+    with pytest.raises(ValueError, match=message):
+        bench_renderer(**{"sizes": [16], "batch_size": 2, "repeats": 1, "device": "cpu", **settings})

@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 
 import pytest
-import yaml
 
 from dsnet.sync import Project, execute, output_mismatches
+from helpers import read_toc
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = Project(ROOT)
@@ -29,12 +29,7 @@ PROJECT = Project(ROOT)
 
 def toc_files() -> list[str]:
     """Every file of ``_toc.yml`` in reading order (``book/NAME``, without suffix)."""
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [toc["root"]]
-    for part in toc.get("parts", []):
-        for chapter in part["chapters"]:
-            files += [chapter["file"], *(section["file"] for section in chapter.get("sections", []))]
-    return files
+    return [name for chapter in read_toc(ROOT) for name in chapter.files]
 
 
 def toc_chapters() -> list[Path]:

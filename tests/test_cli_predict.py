@@ -20,13 +20,6 @@ from dsnet.data import SyntheticMuseum
 from dsnet.io import save_checkpoint
 from dsnet.inference import predict
 
-from test_predict import tiny_checkpoint
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory)
-
 
 @pytest.fixture(scope="session")
 def photos(tmp_path_factory) -> Path:

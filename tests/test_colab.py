@@ -1,14 +1,16 @@
 """Every chapter runs in Colab's environment after its first cell alone.
 
-A virtual environment is pinned to the packages of Colab's GPU runtime as Google publishes them
-(googlecolab/backend-info, pip-freeze.gpu.txt): numpy 2.0.2, matplotlib 3.10.0, pillow 11.3.0,
-tqdm 4.67.3, safetensors 0.7.0, jupytext 1.19.3, ipywidgets 7.7.1 and scikit-image 0.25.2 (with scipy
-1.16.3; the proxy section cuts its scenes from scikit-image's photographs), with neither torchinfo nor
-nbval. Two exceptions: this machine's Python, and torch 2.13.0 (the only CPU build on its disk;
-Colab has 2.11, and the code keeps to 2.11's API). Each stored ``book/*.ipynb`` then runs as a
-reader gets it, with ``google.colab`` present, so its setup cell installs ``dsnet[colab]`` (here
-from a wheel of this checkout) and the Training chapter resumes instead of starting over. The
-Training chapter runs the smoke profile (``DSNET_PROFILE=smoke``).
+A virtual environment is pinned (``COLAB_PINS``) to the packages of Colab's GPU runtime as Google
+publishes them: ``pip-freeze.gpu.txt`` in the repository googlecolab/backend-info, as of its commit
+a724079 of 2026-08-19. That is numpy, matplotlib, pillow, tqdm, safetensors, jupytext, ipywidgets and
+scikit-image (with scipy; the proxy section cuts its scenes from scikit-image's photographs), with
+neither torchinfo nor nbval; to follow a newer image, copy those versions from that file into
+``COLAB_PINS`` and change the commit and date here. Two exceptions: this machine's Python (Colab's
+is 3.13), and torch 2.13.0 (the only CPU build on its disk; Colab has 2.11, and the code keeps to
+2.11's API). Each stored ``book/*.ipynb`` then runs as a reader gets it, with ``google.colab``
+present, so its setup cell installs ``dsnet[colab]`` (here from a wheel of this checkout) and the
+Training chapter resumes instead of starting over. The Training chapter runs the smoke profile
+(``DSNET_PROFILE=smoke``).
 
 The environment is built once and kept in ``_build/colab-venv`` (rebuilt when the pins change).
 """
@@ -24,8 +26,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-COLAB_PINS = ["numpy==2.0.2", "matplotlib==3.10.0", "pillow==11.3.0", "tqdm==4.67.3", "safetensors==0.7.0",
-              "jupytext==1.19.3", "ipywidgets==7.7.1", "scikit-image==0.25.2", "scipy==1.16.3"]
+COLAB_PINS = ["numpy==2.1.3", "matplotlib==3.10.0", "pillow==11.3.0", "tqdm==4.67.3", "safetensors==0.8.0",
+              "jupytext==1.19.5", "ipywidgets==7.7.1", "scikit-image==0.25.2", "scipy==1.16.3"]
 RUNNER = ["ipykernel", "nbclient", "nbformat"]   # Colab's own kernel machinery, here from PyPI
 TORCH = "torch==2.13.0"
 
@@ -57,13 +59,13 @@ def wheel(tmp_path_factory) -> Path:
 
 
 def test_the_environment_is_colabs(colab_python):
-    script = ("import importlib.metadata as m, importlib.util as u, json; print(json.dumps("
-              "{p: m.version(p) for p in ('numpy', 'matplotlib', 'pillow', 'ipywidgets', 'tqdm')} | "
+    pinned = dict(pin.split("==") for pin in COLAB_PINS)
+    script = ("import importlib.metadata as m, importlib.util as u, json, sys; print(json.dumps("
+              "{p: m.version(p) for p in sys.argv[1:]} | "
               "{'torchinfo': bool(u.find_spec('torchinfo')), 'nbval': bool(u.find_spec('nbval'))}))")
-    versions = json.loads(subprocess.run([str(colab_python), "-c", script], capture_output=True, text=True,
+    versions = json.loads(subprocess.run([str(colab_python), "-c", script, *pinned], capture_output=True, text=True,
                                          check=True).stdout)
-    assert versions == {"numpy": "2.0.2", "matplotlib": "3.10.0", "pillow": "11.3.0", "ipywidgets": "7.7.1",
-                        "tqdm": "4.67.3", "torchinfo": False, "nbval": False}
+    assert versions == {**pinned, "torchinfo": False, "nbval": False}
 
 
 def test_every_chapter_runs_in_colab_after_its_setup_cell(colab_python, wheel, tmp_path):

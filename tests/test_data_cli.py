@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from dsnet import modest, scene
+from dsnet import bench as bench_module, modest, scene
 from dsnet.cli import main
 from dsnet.commands import data as data_command
 
@@ -159,9 +159,9 @@ def test_the_largest_count_is_accepted_and_stated_in_the_help(tmp_path, capsys, 
 
 @pytest.mark.parametrize("threads", ["-1", "0"])
 def test_bench_threads_below_one_are_refused_before_any_work(capsys, monkeypatch, threads):
-    def bench(*args, **kwargs):
+    def bench_renderer(*args, **kwargs):
         raise AssertionError("the renderer was timed although --threads was out of range")
 
-    monkeypatch.setattr(data_command, "bench", bench)
+    monkeypatch.setattr(bench_module, "bench_renderer", bench_renderer)
     assert main(["data", "bench", "--sizes", "16", "--threads", threads]) == 2
     _one_line(capsys, f"--threads must be 1 or more, not {threads}")

@@ -18,13 +18,6 @@ from dsnet.export import Deployable, contract_path, export_model, format_of, loa
 from dsnet.io import CheckpointError, load_model
 from dsnet.inference import predict
 
-from test_predict import tiny_checkpoint
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory)
-
 
 class Collect(logging.Handler):
     def __init__(self):

@@ -11,15 +11,20 @@ Pages of a part whose caption starts with "Appendix" are reference material that
 open at any point: every chapter may import their modules, and their modules may import no
 chapter's module (only infrastructure that reaches no chapter, and each other). They are placed
 before every chapter, like such infrastructure, so the one rule above checks both directions.
+
+The library never imports the command line: no module of the package but ``dsnet.cli``,
+``dsnet.__main__`` and ``dsnet.commands`` itself imports ``dsnet.cli`` or ``dsnet.commands``, so the
+commands stay thin wrappers of functions that a notebook or a script can call the same way.
 """
 from __future__ import annotations
 
 import ast
+import importlib
 import math
 import shutil
 from pathlib import Path
 
-import yaml
+from helpers import read_toc
 
 ROOT = Path(__file__).resolve().parent.parent
 GENERATED = "# Generated from "
@@ -30,16 +35,13 @@ def chapter_order(root: Path) -> dict[str, int]:
     """``{"book/NAME.md": place}``; a chapter's sections (its sub-pages) share the chapter's place.
     The root page is 0 and the chapters count from 1; every page of an appendix part is -1, the
     level of infrastructure that reaches no chapter."""
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    order = {f"{toc['root']}.md": 0}
-    place = 0
-    for part in toc.get("parts", []):
-        appendix = str(part.get("caption", "")).startswith(APPENDIX)
-        for chapter in part["chapters"]:
-            if not appendix:
-                place += 1
-            for entry in [chapter, *chapter.get("sections", [])]:
-                order[f"{entry['file']}.md"] = -1 if appendix else place
+    order: dict[str, int] = {}
+    place = -1                      # the root page, a chapter of its own in read_toc, takes 0
+    for chapter in read_toc(root):
+        appendix = chapter.part.startswith(APPENDIX)
+        if not appendix:
+            place += 1
+        order |= {f"{name}.md": -1 if appendix else place for name in chapter.files}
     return order
 
 
@@ -131,6 +133,155 @@ def test_appendix_modules_import_no_chapter(tmp_path):
     assert ("dsnet.scene (from book/renderer.md) imports dsnet.data, generated from the chapter book/data.md, "
             "and an appendix imports no chapter") in problems
     assert not any(problem.startswith("dsnet.data ") for problem in problems)
+
+
+COMMAND_LINE = ("dsnet.cli", "dsnet.commands")
+COMMAND_LINE_FILES = ("cli.py", "__main__.py", "commands")   # the command line itself, in the package's folder
+
+
+def imported_modules(source: str, package: str) -> list[tuple[int, str]]:
+    """``(line, module)`` for every import in ``source`` at any level (inside functions too), relative
+    imports resolved against ``package``, the package the file is in. ``from A import B`` counts as
+    importing ``A`` and ``A.B`` (B may be a submodule); ``importlib.import_module`` and ``__import__``
+    count when they name the module literally."""
+    found: list[tuple[int, str]] = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            parts = package.split(".")
+            above = parts[:len(parts) - node.level + 1] if node.level else []    # from . import x: the package itself
+            base = ".".join([*above, node.module or ""]).strip(".")
+            found += [(node.lineno, base)] + [(node.lineno, f"{base}.{alias.name}") for alias in node.names]
+        elif isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant):
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", "")
+            if name in ("import_module", "__import__") and isinstance(node.args[0].value, str):
+                found.append((node.lineno, node.args[0].value))
+    return found
+
+
+def command_line_imports(source: str, package: str = "dsnet") -> list[str]:
+    """Every import of ``dsnet.cli`` or ``dsnet.commands`` (or a module under it) in ``source``."""
+    hits = {(line, name) for line, name in imported_modules(source, package)
+            if any(name == cli or name.startswith(f"{cli}.") for cli in COMMAND_LINE)}
+    lines: dict[int, str] = {}
+    for line, name in sorted(hits, key=lambda hit: (hit[0], len(hit[1]))):
+        lines.setdefault(line, name)     # the shortest name of each import statement
+    return [f"line {line} imports {name}" for line, name in sorted(lines.items())]
+
+
+def library_command_line_imports(package: Path) -> list[str]:
+    """Every import of the command line in the library: each module of ``package`` (the ``dsnet``
+    folder, subpackages included) outside the command line itself."""
+    problems = []
+    for path in sorted(package.rglob("*.py")):
+        relative = path.relative_to(package)
+        if relative.parts[0] in COMMAND_LINE_FILES:
+            continue
+        inside = ".".join([package.name, *relative.parts[:-1]])
+        problems += [f"{package.name}/{relative.as_posix()} {problem}"
+                     for problem in command_line_imports(path.read_text(), inside)]
+    return problems
+
+
+def test_the_library_never_imports_the_command_line():
+    assert library_command_line_imports(ROOT / "dsnet") == []
+
+
+def test_an_import_of_the_command_line_is_caught_at_any_level():
+    source = """import json
+import dsnet.commands.data
+from dsnet.cli import main
+from dsnet import cli, io
+
+
+def helper():
+    from dsnet.commands import UsageError
+    from . import commands
+    from .commands.predict import run
+
+
+class Later:
+    def method(self):
+        importlib.import_module("dsnet.cli")
+
+
+from dsnet.bench import run_bench
+from dsnet.commandset import x
+"""
+    assert command_line_imports(source) == [
+        "line 2 imports dsnet.commands.data", "line 3 imports dsnet.cli", "line 4 imports dsnet.cli",
+        "line 8 imports dsnet.commands", "line 9 imports dsnet.commands", "line 10 imports dsnet.commands.predict",
+        "line 15 imports dsnet.cli"]
+    assert command_line_imports("from .. import cli\n", "dsnet.weights") == ["line 1 imports dsnet.cli"]
+    assert command_line_imports("from . import cli\n", "dsnet.weights") == []     # dsnet.weights.cli
+
+
+def test_a_planted_import_of_the_command_line_is_found_and_the_command_line_may_import_itself(tmp_path):
+    package = tmp_path / "dsnet"
+    (package / "commands").mkdir(parents=True)
+    (package / "weights").mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "__main__.py").write_text("from dsnet.cli import main\n")
+    (package / "cli.py").write_text("from dsnet.commands import UsageError\n")
+    (package / "commands" / "__init__.py").write_text("")
+    (package / "commands" / "data.py").write_text("from dsnet.commands import UsageError\nfrom dsnet.bench import x\n")
+    (package / "bench.py").write_text("def run():\n    from dsnet.commands.data import bench_command\n")
+    (package / "weights" / "tool.py").write_text("from ..cli import main\n")
+    assert library_command_line_imports(package) == ["dsnet/bench.py line 2 imports dsnet.commands.data",
+                                                     "dsnet/weights/tool.py line 1 imports dsnet.cli"]
+
+
+def export_lists(source: str) -> dict[str, dict[str, str]]:
+    """The public names that ``source`` (the text of ``dsnet/__init__.py``) lists twice, each list as
+    ``{name: module}``: ``_EXPORTS``, what ``import dsnet`` imports on first use, and the imports
+    under ``if TYPE_CHECKING:``, what type checkers and editors see."""
+    lazy: dict[str, str] = {}
+    typed: dict[str, str] = {}
+    for node in ast.parse(source).body:
+        targets = node.targets if isinstance(node, ast.Assign) else []
+        targets += [node.target] if isinstance(node, ast.AnnAssign) else []
+        if any(getattr(target, "id", None) == "_EXPORTS" for target in targets):
+            lazy = ast.literal_eval(node.value)
+        elif isinstance(node, ast.If) and getattr(node.test, "id", None) == "TYPE_CHECKING":
+            typed |= {alias.asname or alias.name: line.module
+                      for line in node.body if isinstance(line, ast.ImportFrom) for alias in line.names}
+    return {"_EXPORTS": lazy, "TYPE_CHECKING": typed}
+
+
+def export_mismatches(source: str) -> list[str]:
+    """Every name that one export list of ``source`` has and the other lacks, or takes from another module."""
+    (first, a), (second, b) = export_lists(source).items()
+    return ([f"{name} is in {first} only" for name in sorted(a.keys() - b.keys())]
+            + [f"{name} is in {second} only" for name in sorted(b.keys() - a.keys())]
+            + [f"{name} comes from {a[name]} in {first} but from {b[name]} in {second}"
+               for name in sorted(a.keys() & b.keys()) if a[name] != b[name]])
+
+
+def test_the_package_lists_one_set_of_public_names():
+    import dsnet
+
+    source = (ROOT / "dsnet" / "__init__.py").read_text()
+    assert export_mismatches(source) == []
+    exports = export_lists(source)["_EXPORTS"]
+    assert dsnet.__all__ == sorted(exports)
+    assert [name for name, module in exports.items() if not hasattr(importlib.import_module(module), name)] == []
+
+
+def test_a_name_in_one_export_list_only_is_caught():
+    source = (ROOT / "dsnet" / "__init__.py").read_text()
+    planted = {
+        "lazy": source.replace('    "Realism": "dsnet.scene",\n',
+                               '    "Realism": "dsnet.scene",\n    "plan_sizes": "dsnet.inference",\n'),
+        "typed": source.replace("    from dsnet.io import load_model, load_pretrained\n",
+                                "    from dsnet.io import load_model, load_pretrained, save_weights\n"),
+        "moved": source.replace('"Realism": "dsnet.scene"', '"Realism": "dsnet.data"'),
+    }
+    assert all(text != source for text in planted.values())
+    assert export_mismatches(planted["lazy"]) == ["plan_sizes is in _EXPORTS only"]
+    assert export_mismatches(planted["typed"]) == ["save_weights is in TYPE_CHECKING only"]
+    assert export_mismatches(planted["moved"]) == [
+        "Realism comes from dsnet.data in _EXPORTS but from dsnet.scene in TYPE_CHECKING"]
 
 
 def test_no_function_in_the_package_is_longer_than_60_lines():

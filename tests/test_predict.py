@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,22 +18,7 @@ from dsnet.model import DSResNet
 from dsnet.images import as_images, oriented_size
 from dsnet.inference import PredictionResult, load_predictor, model_size, plan_sizes, predict, save_prediction
 from dsnet.io import training_size
-from dsnet.train import make_config, model_inputs, train
-
-TINY = dict(stages=((64, 2),), train_samples=32, val_samples=8, test_samples=8, batch_size=8, device="cpu")
-
-
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A DSResNet trained for a few seconds at 64 x 64, shared by every test file of the session."""
-    out = tmp_path_factory.getbasetemp() / "tiny_dsresnet"
-    if not (out / "best.pt").is_file():
-        train(make_config("quick", **TINY, out_dir=str(out)), log=lambda _line: None)
-    return out / "best.pt"
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory)
+from dsnet.train import model_inputs
 
 
 @pytest.fixture(scope="session")
@@ -341,7 +325,7 @@ def test_a_model_from_load_pretrained_plans_like_the_default():
 
 def test_predict_loads_the_shipped_weights_once_per_device(checkpoint, scene, tmp_path, monkeypatch):
     bg, bg_fg = scene[0]
-    files = ship_as_pretrained(checkpoint, tmp_path, monkeypatch, manifest_size=64)
+    ship_as_pretrained(checkpoint, tmp_path, monkeypatch, manifest_size=64)
     loads = []
     real = dsnet.inference.load_pretrained
     monkeypatch.setattr(dsnet.inference, "load_pretrained", lambda device=None: loads.append(device) or real(device))

@@ -3,8 +3,6 @@ outside a dataset, no silent wrong answer, and every refusal one sentence before
 Each class of problem has its reported instance and at least one more case of its own kind."""
 from __future__ import annotations
 
-import json
-import os
 import threading
 from pathlib import Path
 
@@ -19,13 +17,6 @@ from dsnet.inference import load_predictor, plan_sizes, predict, ready_model
 from dsnet.io import CheckpointError, load_model, load_pretrained, load_weights, save_weights
 from dsnet.model import DSResNet
 from dsnet.modest import ModestError, ModestMuseum, read_file_map, write_modest
-
-from test_predict import tiny_checkpoint
-
-
-@pytest.fixture(scope="session")
-def checkpoint(tmp_path_factory) -> Path:
-    return tiny_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,5 @@
-"""``dsnet data``: write the synthetic museum to disk, and measure how fast it renders.
+"""``dsnet data``: write the synthetic museum to disk, and measure how fast it renders
+(:func:`dsnet.bench.bench_renderer`).
 
     dsnet data generate --out data/museum --count 10000 --size 224
     dsnet data generate --out data/real-ish --count 10000 --realism
@@ -7,8 +8,6 @@
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 # dsnet.scene.MAX_SIZE, repeated here because importing the renderer (and torch) for --help is slow;
 # a test keeps the two equal.
@@ -107,36 +106,11 @@ def generate(args: argparse.Namespace) -> int:
     return 0
 
 
-def bench(sizes=(224, 96, 64), batch_size: int = 64, repeats: int = 5, device="cpu",
-          realism=None) -> dict[int, float]:
-    """Median samples/s of :func:`dsnet.scene.museum_batch` per size, with ``realism`` (see
-    :class:`dsnet.scene.Realism`; one warm-up batch first; every timed batch shows new scenes)."""
-    import torch
-
-    from dsnet.scene import museum_batch
-
-    def sync():
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-
-    out = {}
-    for size in sizes:
-        museum_batch(range(batch_size), size, seed=1, device=device, realism=realism)
-        rates = []
-        for r in range(repeats):
-            sync()
-            start = time.perf_counter()
-            museum_batch(range((r + 1) * batch_size, (r + 2) * batch_size), size, seed=1, device=device,
-                         realism=realism)
-            sync()
-            rates.append(batch_size / (time.perf_counter() - start))
-        out[size] = statistics.median(rates)
-    return out
-
-
 def bench_command(args: argparse.Namespace) -> int:
+    """Check the options, then time the renderer with :func:`dsnet.bench.bench_renderer` and print its table."""
     import torch
 
+    from dsnet.bench import bench_renderer, format_renderer
     from dsnet.commands import UsageError
 
     if not 8 <= min(args.sizes) <= max(args.sizes) <= MAX_SIZE or args.batch_size < 1 or args.repeats < 1:
@@ -146,9 +120,9 @@ def bench_command(args: argparse.Namespace) -> int:
     realism = _realism(args.realism)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = _pick_device(args.device)
-    print(f"device {device}, {torch.get_num_threads()} CPU threads, batch {args.batch_size}, "
-          f"median of {args.repeats}, realism {realism}")
-    for size, rate in bench(args.sizes, args.batch_size, args.repeats, device, realism).items():
-        print(f"{size:>5} x {size:<5} {rate:8.1f} samples/s")
+    try:
+        report = bench_renderer(args.sizes, args.batch_size, args.repeats, args.device, realism)
+    except ValueError as error:
+        raise UsageError(str(error)) from None
+    print(format_renderer(report))
     return 0
