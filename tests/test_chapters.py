@@ -20,26 +20,14 @@ from pathlib import Path
 
 import pytest
 
-from dsnet.sync import Project, execute, output_mismatches
-from helpers import read_toc
+from dsnet.sync import ExecutionError, Project, execute, output_mismatches
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT = Project(ROOT)
 
 
-def toc_files() -> list[str]:
-    """Every file of ``_toc.yml`` in reading order (``book/NAME``, without suffix)."""
-    return [name for chapter in read_toc(ROOT) for name in chapter.files]
-
-
-def toc_chapters() -> list[Path]:
-    """The executable chapters in reading order (the API and references pages are not notebooks)."""
-    notebooks = set(PROJECT.chapters())
-    return [ROOT / f"{name}.md" for name in toc_files() if ROOT / f"{name}.md" in notebooks]
-
-
 def test_every_chapter_is_in_the_table_of_contents():
-    assert set(toc_chapters()) == set(PROJECT.chapters())
+    assert set(PROJECT.reading_order()) == set(PROJECT.chapters())
 
 
 @pytest.fixture(autouse=True)
@@ -48,11 +36,11 @@ def training_profile(monkeypatch):
     monkeypatch.setenv("DSNET_PROFILE", os.environ.get("DSNET_PROFILE") or "smoke")
 
 
-@pytest.mark.parametrize("chapter", toc_chapters(), ids=lambda path: path.stem)
+@pytest.mark.parametrize("chapter", PROJECT.reading_order(), ids=lambda path: path.stem)
 def test_the_chapter_runs_and_reproduces_its_stored_outputs(chapter: Path):
     try:
         executed = execute(chapter, PROJECT)
-    except SystemExit as failure:  # the sync reports a failing cell this way
+    except ExecutionError as failure:  # a failing cell, its traceback's end as the message
         pytest.fail(str(failure), pytrace=False)
     problems = output_mismatches(chapter, executed, PROJECT)
     assert not problems, (f"{chapter.name}: outputs differ from book/{chapter.stem}.ipynb; if the change is "

@@ -238,16 +238,18 @@ def test_an_export_marker_below_the_first_line_is_refused(trial, capsys):
     assert "must be its cell's first line" in err
 
 
-@pytest.mark.parametrize("module", ["io", "sync", "cli", "__init__"])
+@pytest.mark.parametrize("module", ["io", "files", "cli", "__init__"])
 def test_exporting_over_a_hand_written_module_is_refused(trial, capsys, module):
     marker = f"#| export: dsnet.{module}"
     err = refused(trial(marker), marker, capsys)
     assert f"would overwrite dsnet/{module}.py, which is written by hand" in err
 
 
-def test_exporting_over_a_hand_written_package_is_refused(trial, capsys):
-    err = refused(trial("#| export: dsnet.commands"), "#| export: dsnet.commands", capsys)
-    assert "would shadow the hand-written package dsnet/commands/" in err
+@pytest.mark.parametrize("package", ["commands", "sync"])
+def test_exporting_over_a_hand_written_package_is_refused(trial, capsys, package):
+    marker = f"#| export: dsnet.{package}"
+    err = refused(trial(marker), marker, capsys)
+    assert f"would shadow the hand-written package dsnet/{package}/" in err
 
 
 def test_well_formed_markers_export_and_may_replace_a_generated_module(trial):
@@ -271,3 +273,62 @@ def test_a_module_exported_by_two_chapters_is_one_line(trial, capsys):
     line = TRIAL.splitlines().index("#| export: dsnet.trial") + 1
     assert err == (f"dsnet.sync: dsnet.trial is exported by both book/other.md and book/trial.md line {line}; "
                    "export it from one chapter only\n")
+
+
+def test_outputs_compare_by_nbval_rules():
+    from nbformat import from_dict
+
+    from dsnet.sync import GLUE_RECORDS, compare_outputs
+
+    def stream(text: str, name: str = "stdout"):
+        return from_dict({"output_type": "stream", "name": name, "text": text})
+
+    def result(data: dict):
+        return from_dict({"output_type": "execute_result", "execution_count": 3, "metadata": {}, "data": data})
+
+    patterns = {"0x[0-9a-fA-F]+": "0xADDRESS"}
+    stored = [stream("a\nb\n"), result({"text/plain": "4"})]
+    assert compare_outputs([stream("a\n"), result({"text/plain": "4"}), stream("b\n")], stored, patterns) is None
+    assert compare_outputs([stream("at 0x7f3a\n")], [stream("at 0x55\n")], patterns) is None
+    assert compare_outputs([stream("50%\r100%\n")], [stream("100%\n")], patterns) is None
+    glued = result({"text/plain": "4", GLUE_RECORDS[0]: "0.30000000000000004"})
+    assert compare_outputs([glued], [result({"text/plain": "4", GLUE_RECORDS[0]: "0.3"})], patterns) is None
+    assert "mismatch 'stdout'" in compare_outputs([stream("a\nc\n")], [stream("a\nb\n")], patterns)
+    assert "Missing output fields" in compare_outputs([stream("a\nb\n")], stored, patterns)
+    assert "Unexpected output fields" in compare_outputs(stored, [stream("a\nb\n")], patterns)
+    assert "dissimilar number" in compare_outputs([result({"text/plain": "4"})] * 2, [result({"text/plain": "4"})],
+                                                  patterns)
+
+
+def test_a_failing_chapter_raises_and_the_kernel_gets_its_own_environment(trial, monkeypatch):
+    import os
+
+    from dsnet.sync import ExecutionError, Project, execute, kernel_env
+
+    monkeypatch.delenv("DSNET_PROGRESS", raising=False)
+    monkeypatch.setenv("DSNET_SYNC_PROBE", "from the caller")
+    assert kernel_env()["DSNET_PROGRESS"] == "text" and kernel_env({"DSNET_PROGRESS": "none"})["DSNET_PROGRESS"] == "none"
+    chapter = trial('import os\nprint(os.environ["DSNET_PROGRESS"], os.environ["DSNET_SYNC_PROBE"])\nMARKER = 1')
+    executed = execute(chapter, Project(chapter.parent.parent))
+    printed = [o["text"] for c in executed.cells if c.cell_type == "code" for o in c.outputs if "text" in o]
+    assert printed == ["text from the caller\n"]
+    assert "DSNET_PROGRESS" not in os.environ          # the caller's environment is untouched
+    chapter.write_text(chapter.read_text().replace("MARKER = 1", 'raise ValueError("bad size")'))
+    with pytest.raises(ExecutionError) as failure:
+        execute(chapter, Project(chapter.parent.parent))
+    assert str(failure.value).startswith("dsnet.sync: trial.md failed while executing:")
+    assert str(failure.value).endswith("ValueError: bad size")
+
+
+def test_stale_files_come_back_as_data(checkout):
+    from dsnet.sync import Project, update
+
+    (checkout / "dsnet" / "orphan.py").write_text("# Generated from book/gone.md by `python -m dsnet.sync`.\n")
+    ipynb = checkout / "book" / "shapes.ipynb"
+    notebook = json.loads(ipynb.read_text())
+    next(c for c in notebook["cells"] if c["cell_type"] == "code" and c["outputs"])["execution_count"] = None
+    ipynb.write_text(json.dumps(notebook, indent=1) + "\n")
+    stale = {str(entry): entry for entry in update(Project(checkout), check=True)}
+    assert stale["dsnet/orphan.py: should not exist (no chapter exports it)"].unrun is False
+    assert any(entry.unrun and entry.path == Path("book/shapes.ipynb") for entry in stale.values())
+    assert (checkout / "dsnet" / "orphan.py").exists()      # check changes nothing
