@@ -1,5 +1,6 @@
 # Generated from book/blocks.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/blocks.md, line 46
 """The three building blocks of DSResNet: a double convolution, and residual
 encoder and decoder blocks built from it."""
 from __future__ import annotations
@@ -9,6 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+# book/blocks.md, line 128
 class DoubleConvBlock(nn.Sequential):
     """Two 3x3 convolutions, each followed by ReLU and batch norm.
 
@@ -26,6 +28,7 @@ class DoubleConvBlock(nn.Sequential):
         )
 
 
+# book/blocks.md, line 196
 def conv_params(c_in: int, c_out: int, k: int = 1) -> int:
     """Parameters of a ``k x k`` Conv2d with bias: ``k*k*c_in*c_out`` weights and ``c_out`` biases."""
     return k * k * c_in * c_out + c_out
@@ -41,6 +44,7 @@ def count_parameters(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
 
+# book/blocks.md, line 290
 class ResEncoderBlock(nn.Module):
     """Double convolution with a 1x1 shortcut, then 2x2 max pooling.
 
@@ -60,11 +64,13 @@ class ResEncoderBlock(nn.Module):
         return self.pool(skip), skip
 
 
+# book/blocks.md, line 322
 def encoder_params(c_in: int, c_out: int) -> int:
     """Parameters of :class:`ResEncoderBlock`: the double convolution and the 1x1 shortcut."""
     return double_conv_params(c_in, c_out) + conv_params(c_in, c_out, 1)
 
 
+# book/blocks.md, line 531
 class ResDecoderBlock(nn.Module):
     """1x1 transition, bilinear x2 upsampling, concatenation with the skip, then a
     double convolution with a 1x1 shortcut.
@@ -90,6 +96,7 @@ class ResDecoderBlock(nn.Module):
         return self.double_conv(x) + shortcut
 
 
+# book/blocks.md, line 577
 def decoder_params(c_in: int, c_out: int, fuse_pair: bool = False) -> int:
     """Parameters of :class:`ResDecoderBlock`: transition, optional pair fusion, shortcut and
     double convolution, all on ``2 * c_out`` channels after the skip is concatenated."""

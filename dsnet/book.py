@@ -4,9 +4,13 @@ imports no chapter module.
 :func:`glue` puts a value computed by a cell into the chapter's prose (myst-nb's ``{glue:text}``
 role) when the book is built; in Colab or plain Jupyter, where myst-nb is usually not installed, it
 does nothing and the cell's own printed output carries the value.
+
+As a Sphinx extension (``_config.yml``: ``sphinx: extra_extensions: [dsnet.book]``), :func:`setup`
+gives the chapters text progress bars while the book executes them.
 """
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
@@ -28,3 +32,13 @@ def glue(name: str, value: Any) -> Any:
 def in_colab() -> bool:
     """Whether this code runs in a Google Colab kernel."""
     return "google.colab" in sys.modules
+
+
+def setup(app: Any) -> dict[str, bool]:
+    """Sphinx extension hook: executing the book's chapters gives text bars (``DSNET_PROGRESS=text``,
+    see :mod:`dsnet.progress`), which the kernels Jupyter Book starts inherit. A value already set
+    is kept."""
+    from dsnet.progress import ENV_VAR
+
+    os.environ.setdefault(ENV_VAR, "text")
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -1,5 +1,6 @@
 # Generated from book/data.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/data.md, line 175
 """On-the-fly datasets over the synthetic museum, normalization statistics, and
 augmentation that treats BG and BG-FG alike."""
 from __future__ import annotations
@@ -25,6 +26,7 @@ MODEST_STATS = {
 }
 
 
+# book/data.md, line 202
 class SyntheticMuseum(Dataset):
     """``length`` samples of the synthetic museum at ``size`` x ``size``, rendered on demand.
 
@@ -81,6 +83,7 @@ class SyntheticMuseum(Dataset):
             yield self.batch(chunk.tolist())
 
 
+# book/data.md, line 301
 def channel_stats(batches: Iterable[dict[str, Tensor]], keys: Iterable[str] = KEYS) -> dict[str, tuple]:
     """Per-channel ``(means, stds)`` of each key over all pixels of ``batches`` (float64 sums)."""
     sums: dict[str, list[Tensor]] = {}
@@ -108,6 +111,7 @@ def normalize(batch: dict[str, Tensor], stats: dict[str, tuple] = MODEST_STATS,
     return out
 
 
+# book/data.md, line 358
 def model_inputs(batch: dict[str, Tensor], channels_last: bool) -> tuple[Tensor, Tensor]:
     """The model's inputs from a batch: BG and BG-FG normalized by ``MODEST_STATS``,
     ``(B, 3, H, W)`` each, in channels-last memory layout if ``channels_last``, else contiguous."""
@@ -116,6 +120,7 @@ def model_inputs(batch: dict[str, Tensor], channels_last: bool) -> tuple[Tensor,
     return batch["bg"].contiguous(memory_format=layout), batch["bg_fg"].contiguous(memory_format=layout)
 
 
+# book/data.md, line 385
 def _factors(n: int, spread: float, generator: torch.Generator | None) -> Tensor:
     return 1 + spread * (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
 
@@ -168,6 +173,7 @@ def jpeg_round_trip(batch: dict[str, Tensor], quality: tuple[int, int] = (60, 95
     return out
 
 
+# book/data.md, line 618
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.data`, not in a notebook
     import sys
 

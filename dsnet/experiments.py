@@ -1,5 +1,6 @@
 # Generated from book/experiments.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/experiments.md, line 49
 """Controlled experiments on DSResNet's design: the variants of the network, the arms that train
 them on one budget, the stored runs (one JSON file per arm and seed) and their replay."""
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dsnet.train import (NonFiniteLoss, Ranks, TrainConfig, build_run, eval_batc
                          steps_per_epoch, train_batches, train_epoch, train_step)
 
 
+# book/experiments.md, line 97
 FUSIONS = ("separate", "siamese", "early")
 NORMS = ("after", "before")
 
@@ -84,6 +86,7 @@ class VariantDSResNet(DSResNet):
                           mask=self.mask_head(bottom, encoder_skips, bg_skips, bg_fg_skips))
 
 
+# book/experiments.md, line 185
 @dataclass(frozen=True)
 class Arm:
     """One setting of one experiment: how it differs from the baseline."""
@@ -133,6 +136,7 @@ BUDGETS: dict[str, dict[str, Any]] = {
 own ``config`` (its loss, the resizing arms' stages) replaces these fields."""
 
 
+# book/experiments.md, line 240
 def arm_config(arm: Arm, seed: int, lr: float, budget: str = "cpu", device: str = "cpu") -> TrainConfig:
     """The TrainConfig of ``arm`` at ``seed``: the quick profile, the budget, the arm's changes.
     The book's runs train on the CPU; ``device="auto"`` takes a GPU where there is one."""
@@ -163,6 +167,7 @@ def machine() -> str:
     return f"{cpu_model()}, {torch.get_num_threads()} threads"
 
 
+# book/experiments.md, line 272
 def train_arm(arm: Arm, seed: int, lr: float, budget: str = "cpu", device: str = "cpu",
               log: Callable[[str], None] = print) -> dict[str, Any]:
     """Train ``arm`` once at ``seed`` and return its record: config, every step's loss, the
@@ -194,6 +199,7 @@ def _finite_or_none(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+# book/experiments.md, line 314
 RANGE_TEST_STEPS = {"cpu": 100, "tiny": 8}
 
 
@@ -216,6 +222,7 @@ def range_test(budget: str = "cpu") -> dict[str, Any]:
             "torch": torch.__version__, "command": f"dsnet experiments --budget {budget} (the first run into a folder without lr_range.json)"}
 
 
+# book/experiments.md, line 343
 def stored_runs() -> Path:
     """The folder of the runs this book's figures come from; it ships inside the package, so the
     chapter reads them in Colab as well."""
@@ -264,6 +271,7 @@ def run_experiments(arms: Iterable[str], seeds: Sequence[int], folder: Path, bud
     return written
 
 
+# book/experiments.md, line 407
 REPLAY_RTOL = 1e-3
 
 
@@ -295,6 +303,7 @@ def replay_problems(record: dict[str, Any], steps: int = 6, rtol: float = REPLAY
     return problems
 
 
+# book/experiments.md, line 476
 METRICS: dict[str, tuple[str, bool]] = {
     "mask_iou": ("mask IoU", True),
     "depth_rmse": ("depth RMSE", False),
@@ -354,6 +363,7 @@ def better_arm(runs: Sequence[dict[str, Any]], a: str, b: str, metric: str) -> s
     return a if beats(worst_a, best_b) else b if beats(worst_b, best_a) else None
 
 
+# book/experiments.md, line 537
 def experiment_table(runs: Sequence[dict[str, Any]], experiment: str) -> str:
     """One row per arm of ``experiment``: parameters and every figure of :data:`METRICS` as
     mean ± half the range over the seeds."""

@@ -1,5 +1,6 @@
 # Generated from book/losses_metrics.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/losses_metrics.md, line 54
 """Losses for DSResNet's two heads: BCE-with-logits, Dice, SSIM and RMSE, and
 :class:`CombinedLoss`, their weighted sum, configured by a spec such as
 ``"2*rmse:depth + bce:mask + 2*dice:mask"``.
@@ -33,6 +34,7 @@ def check_same_shape(name: str, prediction: Tensor, target: Tensor, *, batched: 
                          f"{tuple(prediction.shape)}; add the batch dimension, e.g. with unsqueeze(0)")
 
 
+# book/losses_metrics.md, line 119
 def bce_loss(logits: Tensor, target: Tensor) -> Tensor:
     """Binary cross-entropy of ``target`` under ``sigmoid(logits)``, averaged over all
     elements. Takes **logits** (numerically stable form)."""
@@ -40,6 +42,7 @@ def bce_loss(logits: Tensor, target: Tensor) -> Tensor:
     return F.binary_cross_entropy_with_logits(logits.float(), target.float())
 
 
+# book/losses_metrics.md, line 172
 def dice_loss(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
     """The seed's Dice loss ``1 - (2*sum(p*t) + smooth) / (sum(p) + sum(t) + smooth)``, the sums
     running over every element of the batch. Takes **probabilities** in [0, 1]."""
@@ -48,6 +51,7 @@ def dice_loss(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
     return 1 - (2 * (p * t).sum() + smooth) / (p.sum() + t.sum() + smooth)
 
 
+# book/losses_metrics.md, line 238
 def rmse_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
     """``sqrt(mean((pred - target)**2) + eps)`` over every element of the batch. Takes values
     in the target's range (for DSResNet: ``sigmoid`` of the depth logits); ``eps`` keeps the
@@ -56,6 +60,7 @@ def rmse_loss(pred: Tensor, target: Tensor, eps: float = 1e-6) -> Tensor:
     return torch.sqrt(F.mse_loss(pred.float(), target.float()) + eps)
 
 
+# book/losses_metrics.md, line 287
 def gaussian_window(size: int = 11, sigma: float = 1.5, *, device=None) -> Tensor:
     """The ``size x size`` Gaussian window of SSIM, float32, summing to 1."""
     x = torch.arange(size, dtype=torch.float64) - (size - 1) / 2
@@ -110,6 +115,7 @@ def ssim_loss(probs: Tensor, target: Tensor) -> Tensor:
     return 1 - ssim(probs, target)
 
 
+# book/losses_metrics.md, line 406
 class _Loss(NamedTuple):
     fn: Callable[[Tensor, Tensor], Tensor]
     takes_logits: bool

@@ -1,5 +1,6 @@
 # Generated from book/losses_metrics.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/losses_metrics.md, line 743
 """Streaming metrics for DSResNet's mask and depth heads: the seed's soft IoU and depth
 RMSE, hard IoU and Dice at a threshold, the depth metrics AbsRel and delta < 1.25**k, and two
 that ignore each image's scale: the scale-aligned RMSE and the scale-invariant log error (SILog).
@@ -39,6 +40,7 @@ def _ratio_or_one(numerator: Tensor, denominator: Tensor) -> Tensor:
     return torch.where(empty, torch.ones_like(numerator), numerator / denominator.masked_fill(empty, 1))
 
 
+# book/losses_metrics.md, line 784
 def soft_iou(probs: Tensor, target: Tensor) -> Tensor:
     """The seed's IoU of one mask per image, on probabilities without thresholding:
     ``sum(p*t) / (sum(p) + sum(t) - sum(p*t))``, shape ``(B,)``; 1 where the union is 0."""
@@ -69,6 +71,7 @@ def dice_score(probs: Tensor, target: Tensor, threshold: float = 0.5) -> Tensor:
     return _ratio_or_one(2 * both, predicted + actual)
 
 
+# book/losses_metrics.md, line 819
 def best_scale(depth: Tensor, target: Tensor, min_depth: float = 1e-4) -> Tensor:
     """Per image, the least-squares factor ``s = sum(p*t) / sum(p*p)`` that makes ``s * depth``
     fit ``target`` best over the pixels whose target is greater than ``min_depth``; shape ``(B,)``,
@@ -98,6 +101,7 @@ def silog(depth: Tensor, target: Tensor, min_depth: float = 1e-4) -> Tensor:
     return torch.where(count > 0, variance.sqrt(), math.nan)
 
 
+# book/losses_metrics.md, line 850
 _STATE = ("images", "soft_iou", "iou", "dice",
           "depth_pixels", "depth_sq_err", "depth_sq_err_scaled", "depth_abs_rel",
           "depth_delta1", "depth_delta2", "depth_delta3", "depth_images", "depth_silog")
@@ -171,12 +175,11 @@ class SegDepthMetrics:
 
         probs = torch.sigmoid(mask_logits.double())
         mask = batch["mask"].double()
-        both, predicted, actual = _hard_counts(probs, mask, self.mask_threshold)
         mask_sums = torch.stack([
             torch.full((), mask.shape[0], dtype=torch.float64, device=mask.device),
             soft_iou(probs, mask).sum(),
-            _ratio_or_one(both, predicted + actual - both).sum(),
-            _ratio_or_one(2 * both, predicted + actual).sum(),
+            hard_iou(probs, mask, self.mask_threshold).sum(),
+            dice_score(probs, mask, self.mask_threshold).sum(),
         ])
 
         depth_sums = _depth_sums(torch.sigmoid(depth_logits.double()), batch["depth"].double(), self.min_depth)

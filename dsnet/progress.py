@@ -18,10 +18,11 @@ environment variable ``DSNET_PROGRESS``:
 ``widget``
     Always ``tqdm.auto`` (as ``auto``, but without the ipywidgets check).
 
-The book sets ``DSNET_PROGRESS=text`` while it executes the chapters: ``_config.yml`` lists this
-module as a Sphinx extension (see :func:`setup`), and the kernels that Jupyter Book starts
-inherit the build's environment. A widget saved into a built page would show only with the
-widget JavaScript loaded from a CDN, frozen at its last state; the text bar shows everywhere.
+The book sets ``DSNET_PROGRESS=text`` while it executes the chapters: ``_config.yml`` lists
+:mod:`dsnet.book` as a Sphinx extension (see :func:`dsnet.book.setup`), and the kernels that
+Jupyter Book starts inherit the build's environment. A widget saved into a built page would show
+only with the widget JavaScript loaded from a CDN, frozen at its last state; the text bar shows
+everywhere.
 """
 from __future__ import annotations
 
@@ -111,10 +112,3 @@ def _has_ipywidgets() -> bool:
     except ImportError:
         return False
     return True
-
-
-def setup(app) -> dict:
-    """Sphinx extension hook: executing the book's chapters gives text bars (``_config.yml``:
-    ``sphinx: extra_extensions: [dsnet.progress]``). A value already set is kept."""
-    os.environ.setdefault(ENV_VAR, "text")
-    return {"parallel_read_safe": True, "parallel_write_safe": True}

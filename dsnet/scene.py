@@ -1,5 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/renderer.md, line 43
 """A procedural museum: random rooms with paintings, human-like figures and props, ray-cast
 in batches with PyTorch, with exact foreground masks and depth."""
 from __future__ import annotations
@@ -24,6 +25,7 @@ ROOM_DRAWS, FG_DRAWS = 160, 400
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
+# book/renderer.md, line 81
 def scene_uniforms(keys: list[tuple[int, ...]], n: int) -> Tensor:
     """``n`` uniforms in [0, 1) for each key, from a generator seeded by that key alone,
     so a scene never depends on the batch it is drawn in (float64, on the CPU)."""
@@ -49,6 +51,7 @@ class Draws:
         return (self(0, n, *shape).floor().long()).clamp(max=n - 1)
 
 
+# book/renderer.md, line 122
 _B = TypeVar("_B", bound="Batched")
 
 
@@ -184,6 +187,7 @@ class Scene(Batched):
     shot: Shot | None = None
 
 
+# book/renderer.md, line 287
 def draw_camera(d: Draws, size: Tensor) -> Camera:
     """A camera at eye height behind the centre of rooms of ``size`` (B, 3), looking across them."""
     X, Y, Z = size.unbind(-1)
@@ -249,39 +253,61 @@ def camera_rays(camera: Camera, size: int, padded: int) -> tuple[Tensor, Tensor,
                  .reshape(R.shape[0], -1) for k in range(3))
 
 
+# book/renderer.md, line 364
 PAINTING_SIZE = 128
 
 
-def _load_paintings() -> tuple[list[np.ndarray], list[float]]:
+# book/renderer.md, line 369
+def _sample(name: str) -> str:
+    """The path of one of matplotlib's sample data files."""
+    from matplotlib import cbook
+
+    return cbook.get_sample_data(name, asfileobj=False)
+
+
+def _measured_images() -> tuple[np.ndarray, np.ndarray]:
+    """matplotlib's two measured images, as stored: the elevation model of the Jacksboro fault
+    ``(H, W)`` and an MRI slice ``(256, 256)`` as floats. Paintings and textures crop and colour
+    them each their own way."""
     import gzip
 
+    dem = np.load(_sample("jacksboro_fault_dem.npz"))["elevation"]
+    with gzip.open(_sample("s1045.ima.gz")) as f:
+        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
+    return dem, mri
+
+
+def _shaded_relief(dem: np.ndarray) -> np.ndarray:
+    """An elevation model ``(H, W)`` as hill-shaded RGB ``(H, W, 3)`` in [0, 1]."""
     import matplotlib
-    from matplotlib import cbook
-    from matplotlib.colors import LightSource, Normalize
+    from matplotlib.colors import LightSource
+
+    return LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"],
+                                                   blend_mode="overlay")[..., :3]
+
+
+def _load_paintings() -> tuple[list[np.ndarray], list[float]]:
+    import matplotlib
+    from matplotlib.colors import Normalize
     from PIL import Image
 
-    def sample(name):
-        return cbook.get_sample_data(name, asfileobj=False)
-
     def rgb_file(name):
-        im = Image.open(sample(name)).convert("RGBA")
+        im = Image.open(_sample(name)).convert("RGBA")
         canvas = Image.new("RGBA", im.size, (235, 230, 220, 255))
         return np.asarray(Image.alpha_composite(canvas, im).convert("RGB")) / 255.0
 
     def cmap(values, name):
         return matplotlib.colormaps[name](Normalize()(values))[..., :3]
 
-    topo = np.load(sample("topobathy.npz"))["topo"]
-    dem = np.load(sample("jacksboro_fault_dem.npz"))["elevation"]
-    with gzip.open(sample("s1045.ima.gz")) as f:
-        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
-    gauss = np.load(sample("axes_grid/bivariate_normal.npy"))
+    topo = np.load(_sample("topobathy.npz"))["topo"]
+    dem, mri = _measured_images()
+    gauss = np.load(_sample("axes_grid/bivariate_normal.npy"))
     images = [
         rgb_file("grace_hopper.jpg"),
         rgb_file("Minduka_Present_Blue_Pack.png"),
         rgb_file("logo2.png"),
         cmap(topo[::-1], "terrain"),
-        LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"], blend_mode="overlay")[..., :3],
+        _shaded_relief(dem),
         cmap(mri, "bone"),
         cmap(gauss, "magma"),
         cmap(np.add.outer(np.sin(np.linspace(0, 9, 64)), np.cos(np.linspace(0, 7, 64))), "twilight"),
@@ -336,6 +362,7 @@ def draw_paintings(d: Draws, size: Tensor) -> Paintings:
     return Paintings(hung, image, u0, v0, hw, hh, flip, frame, frame_color)
 
 
+# book/renderer.md, line 509
 def _safe(v: Tensor) -> Tensor:
     return torch.where(v >= 0, v.clamp(min=1e-9), v.clamp(max=-1e-9))
 
@@ -448,6 +475,7 @@ def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: T
     return rgb
 
 
+# book/renderer.md, line 649
 @dataclass
 class FgLook(Batched):
     """Photographs on the foreground (realism ``fg_textures``), per capsule ``(B, N_PRIMS)``:
@@ -612,18 +640,19 @@ def draw_foreground(u: Tensor, scene: Scene) -> Foreground:
                       valid=torch.cat(valid, 1))
 
 
-def capsule_hit(o, d, a, b, r, dd=None):
-    """Ray parameter of the first hit of rays ``o + t d`` with capsules (segment a-b, radius r),
+# book/renderer.md, line 841
+def capsule_hit(o, direction, a, b, r, dd=None):
+    """Ray parameter of the first hit of rays ``o + t direction`` with capsules (segment a-b, radius r),
     ``inf`` where they miss. Vectors are tuples of x, y, z tensors that broadcast; ``dd`` is
-    d.d if the caller has it."""
+    direction.direction if the caller has it."""
     def dot(p, q):
         return p[0] * q[0] + p[1] * q[1] + p[2] * q[2]
 
     ba = tuple(bi - ai for ai, bi in zip(a, b))
     oa = tuple(oi - ai for ai, oi in zip(a, o))
     baba, baoa, oaoa = dot(ba, ba), dot(ba, oa), dot(oa, oa)      # per capsule
-    bard, rdoa = dot(ba, d), dot(d, oa)                              # per ray
-    dd = dot(d, d) if dd is None else dd
+    bard, rdoa = dot(ba, direction), dot(direction, oa)              # per ray
+    dd = dot(direction, direction) if dd is None else dd
     A = baba * dd - bard * bard
     Bh = baba * rdoa - baoa * bard
     C = baba * oaoa - baoa * baoa - r * r * baba
@@ -641,6 +670,7 @@ def capsule_hit(o, d, a, b, r, dd=None):
     return torch.where(t > 1e-4, t, torch.inf)
 
 
+# book/renderer.md, line 881
 def tiles_touched(camera: Camera, fg: Foreground, size: int, n_tiles: int) -> Tensor:
     """``(pairs, 4)``: (sample, capsule, tile row, tile column) for every tile that a capsule's
     bounding sphere may cover on screen; only those pixels are tested against it."""
@@ -725,6 +755,7 @@ def foreground_colors(scene: Scene, fg: Foreground, who: Tensor, t: Tensor,
     return flat, lit[:, :, 0]
 
 
+# book/renderer.md, line 1008
 LOOK_DRAWS = 64            # uniforms per realism stream
 TEXTURE_SIZE, TEXTURE_LEVELS = 256, 4
 NOISE_ROWS, NOISE_COLS = 4096, 1024   # the noise table: 3 x 1024 rows of 1024 pixels fit in it
@@ -779,26 +810,17 @@ class Realism:
         return "all" if len(on) == len(fields(self)) else ",".join(on) or "none"
 
 
+# book/renderer.md, line 1085
 def _load_photos() -> list[np.ndarray]:
-    import gzip
-
     import matplotlib
-    from matplotlib import cbook
-    from matplotlib.colors import LightSource
     from PIL import Image
 
-    def sample(name):
-        return cbook.get_sample_data(name, asfileobj=False)
-
-    hopper = np.asarray(Image.open(sample("grace_hopper.jpg")).convert("RGB")) / 255.0
+    hopper = np.asarray(Image.open(_sample("grace_hopper.jpg")).convert("RGB")) / 255.0
     # square crops (top row, left column, side): flag, face, uniform, medals, backdrop, whole portrait
     crops = [(0, 0, 160), (170, 170, 180), (420, 0, 180), (420, 250, 180), (100, 382, 130), (44, 0, 512)]
     photos = [hopper[r:r + n, c:c + n] for r, c, n in crops]
-    dem = np.load(sample("jacksboro_fault_dem.npz"))["elevation"][:, 30:374]
-    photos.append(LightSource(azdeg=315, altdeg=45).shade(dem, matplotlib.colormaps["gist_earth"],
-                                                          blend_mode="overlay")[..., :3])
-    with gzip.open(sample("s1045.ima.gz")) as f:
-        mri = np.frombuffer(f.read(), np.uint16).reshape(256, 256).astype(float)
+    dem, mri = _measured_images()
+    photos.append(_shaded_relief(dem[:, 30:374]))
     photos.append(matplotlib.colormaps["bone"](mri[40:200, 50:210] / mri.max())[..., :3])
     return photos
 
@@ -873,6 +895,7 @@ def foreground_photos(look: FgLook, bi: Tensor, pi: Tensor, P: Tensor, rgb: Tens
     return torch.where(look.own[bi, pi, None], texel[:3].T, tinted)
 
 
+# book/renderer.md, line 1221
 def soft_composite(bg: Tensor, bg_fg: Tensor, mask: Tensor, feather: Tensor) -> Tensor:
     """BG-FG as a cut-out pasted onto BG, ``alpha * FG + (1 - alpha) * BG``, images ``(B, C, H, W)``:
     ``alpha`` is the hard ``mask`` (B, 1, H, W) blurred by a Gaussian of ``feather`` (B,) pixels
@@ -893,6 +916,7 @@ def soft_composite(bg: Tensor, bg_fg: Tensor, mask: Tensor, feather: Tensor) -> 
     return torch.where(edge, alpha * fg + (1 - alpha) * bg, bg_fg)
 
 
+# book/renderer.md, line 1264
 @functools.cache
 def noise_bank(device: torch.device | str = "cpu") -> Tensor:
     """A table ``(NOISE_ROWS, NOISE_COLS)`` of standard normal numbers (float32), drawn once on the
@@ -918,6 +942,7 @@ def camera_shot(image: Tensor, shot: Shot) -> Tensor:
     return (x + sigma * shot_noise(shot, x.shape, x.device)).clamp(0, 1)
 
 
+# book/renderer.md, line 1295
 def draw_shot(d: Draws) -> Shot:
     """One photograph's camera: exposure within +-15 %, white balance within +-5 % per channel,
     noise from none to a dim room's (its level squared: most shots are clean)."""
@@ -975,6 +1000,7 @@ def dress(scene: Scene, fg: Foreground, realism: Realism, room_keys: list[tuple[
                           feather=feather if realism.soft_edges else None, shot=fg_shot if realism.camera else None)
 
 
+# book/renderer.md, line 1365
 def render(scene: Scene, fg: Foreground, size: int) -> dict[str, Tensor]:
     """Render a batch of scenes: ``bg`` (the room alone) and ``bg_fg`` (with its figures and
     props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``.
@@ -1037,6 +1063,7 @@ def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
+# book/renderer.md, line 1859
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.scene`, not in a notebook
     import sys
 

@@ -1,5 +1,6 @@
 # Generated from book/shapes.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
+# book/shapes.md, line 36
 """Shape arithmetic for DSResNet: every stage's (channels, height, width) for an input
 size, and the rule for which input sizes are valid."""
 from __future__ import annotations
@@ -7,6 +8,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 
+# book/shapes.md, line 63
 def conv_out(n: int, kernel: int, stride: int = 1, padding: int = 0) -> int:
     """Output length of a convolution (or pooling) over an input of length ``n``."""
     return (n + 2 * padding - kernel) // stride + 1
@@ -22,6 +24,7 @@ def upsample_out(n: int) -> int:
     return 2 * n
 
 
+# book/shapes.md, line 99
 PREP_CHANNELS = (16, 32)
 ENCODER_CHANNELS = (64, 128, 256, 512)
 DECODER_CHANNELS = (256, 128, 64, 32, 16)
@@ -39,6 +42,7 @@ class Stage(NamedTuple):
     width: int
 
 
+# book/shapes.md, line 129
 def _encoder_block(name: str, channels: int, h: int, w: int) -> list[Stage]:
     # The double conv (3x3, padding 1) and the 1x1 shortcut keep the size; pooling halves it.
     h, w = conv_out(h, 3, 1, 1), conv_out(w, 3, 1, 1)
@@ -74,6 +78,7 @@ def shape_table(height: int, width: int | None = None) -> list[Stage]:
     return rows
 
 
+# book/shapes.md, line 192
 def nearest_valid_sizes(n: int) -> list[int]:
     """The valid sizes just below and above ``n`` (one size when ``n`` is below the minimum)."""
     below = n // DIVISOR * DIVISOR

@@ -11,6 +11,7 @@ from tqdm.auto import tqdm as auto_tqdm
 from tqdm.notebook import tqdm as notebook_tqdm
 from tqdm.std import tqdm as std_tqdm
 
+from dsnet import book
 from dsnet import progress as progress_module
 from dsnet.progress import ENV_VAR, TEXT_MININTERVAL, progress, progress_mode
 
@@ -91,12 +92,12 @@ def test_an_unknown_mode_says_what_is_allowed(mode):
         progress(range(2))
 
 
-def test_the_sphinx_hook_asks_for_text_and_keeps_a_choice(mode):
+def test_the_book_s_sphinx_hook_asks_for_text_and_keeps_a_choice(mode):
     mode(None)
-    assert progress_module.setup(app=None)["parallel_read_safe"]
+    assert book.setup(app=None)["parallel_read_safe"]
     assert os.environ[ENV_VAR] == "text"
     mode("widget")
-    progress_module.setup(app=None)
+    book.setup(app=None)
     assert os.environ[ENV_VAR] == "widget"
 
 

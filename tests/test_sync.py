@@ -263,6 +263,19 @@ def test_well_formed_markers_export_and_may_replace_a_generated_module(trial):
     assert "def area():" in modules[package / "shapes.py"]
 
 
+def test_each_exported_cell_names_the_chapter_line_its_code_starts_at(trial):
+    from dsnet.sync import Project, expected_modules
+
+    chapter = trial("#| export: dsnet.trial")
+    text = expected_modules(Project(chapter.parent.parent))[chapter.parent.parent / "dsnet" / "trial.py"]
+    lines, source = text.splitlines(), TRIAL.splitlines()
+    assert lines[0].startswith("# Generated from book/trial.md")
+    comments = [n for n, line in enumerate(lines) if line.startswith("# book/trial.md, line ")]
+    assert [lines[n + 1] for n in comments] == ["SIDE = 3", "def area():"]
+    for n in comments:
+        assert source[int(lines[n].rsplit(" ", 1)[1]) - 1] == lines[n + 1]
+
+
 def test_a_module_exported_by_two_chapters_is_one_line(trial, capsys):
     from dsnet.sync import main
 

@@ -142,6 +142,22 @@ def test_the_help_of_every_option_is_the_fields_own(capsys):
             assert " ".join(field.metadata["help"].split()) in text, field.name
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["data", "--help"], ["data", "generate", "--help"],
+                                  ["predict", "--help"], ["bench", "--help"], ["export", "--help"],
+                                  ["experiments", "--help"]])
+def test_the_help_of_dsnet_and_its_other_commands_imports_no_torch(argv):
+    import subprocess
+    import sys
+
+    # train's options are TrainConfig's fields, added when `dsnet train` is used (CommandParser)
+    code = ("import sys\nfrom dsnet.cli import main\ntry:\n    main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "assert 'torch' not in sys.modules, 'torch was imported'\nassert 'dsnet.train' not in sys.modules\n")
+    result = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "usage: dsnet" in result.stdout
+
+
 def test_the_seed_profile_is_the_seed_recipe():
     config = make_config("seed")
     assert config.stages == ((96, 3), (160, 3)) and config.batch_size == 256

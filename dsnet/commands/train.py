@@ -24,10 +24,18 @@ def parse_stages(text: str) -> tuple[tuple[int, int], ...]:
 
 
 def register(subparsers) -> None:
+    # the options are TrainConfig's fields: importing dsnet.train (and torch) waits until
+    # `dsnet train` is used, so that `dsnet --help` and the other commands start fast
+    parser = subparsers.add_parser("train", help="train DSResNet", description=__doc__,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter, options=add_options)
+    parser.set_defaults(func=run)
+
+
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """``dsnet train``'s options: the profile, the run's folder handling, and every
+    :class:`dsnet.train.TrainConfig` field."""
     from dsnet.train import PROFILES, TrainConfig
 
-    parser = subparsers.add_parser("train", help="train DSResNet", description=__doc__,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--profile", choices=sorted(PROFILES),
                         help="named settings: quick (CPU, minutes), medium (CPU, about half an hour), cpu-long (CPU, about "
                              "an hour and a half: the shipped weights), full (GPU), "
@@ -49,7 +57,6 @@ def register(subparsers) -> None:
             parser.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=text)
         else:
             parser.add_argument(flag, type=kind, default=None, help=text)
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -42,7 +42,7 @@ def book_notebook(chapter: Path) -> Any:
 def kernel_env(base: Mapping[str, str] | None = None) -> dict[str, str]:
     """The environment a chapter's kernel runs in: ``base`` (default: this process's), with text
     progress bars unless it chooses otherwise; the book's pages show text, not widgets
-    (dsnet.progress; the book build sets the same)."""
+    (dsnet.progress; the book build sets the same through dsnet.book)."""
     env = dict(os.environ if base is None else base)
     env["DSNET_PROGRESS"] = env.get("DSNET_PROGRESS") or "text"
     return env

@@ -21,12 +21,19 @@ GENERATED_MARK = "# Generated from "
 
 @dataclass
 class ExportCell:
-    """A code cell marked for ``dsnet/<module>.py``: its source without the marker, and the
-    marker's line in the chapter (from 1)."""
+    """A code cell marked for ``dsnet/<module>.py``: its source without the marker, the marker's
+    line in the chapter (from 1), and the chapter line of the body's first line."""
 
     module: str
     line: int
     body: str
+    body_line: int
+
+    def source_comment(self, chapter_rel: str) -> str:
+        """The comment put above the body in the module, e.g. ``# book/model.md, line 12``: the
+        line just below it is chapter line 12, the next 13, and so on, so that a line number in a
+        traceback leads to the chapter's line."""
+        return f"# {chapter_rel}, line {self.body_line}"
 
 
 def _marker_module(line: str) -> str | None:
@@ -76,7 +83,9 @@ def export_cells(chapter: Path, shown: str) -> list[ExportCell]:
                 raise ChapterError(_marker_problem(f"{shown} line {first + index}", index, line))
         module = _marker_module(lines[0])
         if module:
-            cells.append(ExportCell(module, first, "\n".join(lines[1:]).strip("\n")))
+            rest = "\n".join(lines[1:])
+            skipped = len(rest) - len(rest.lstrip("\n"))
+            cells.append(ExportCell(module, first, rest.strip("\n"), first + 1 + skipped))
     return cells
 
 
@@ -94,13 +103,16 @@ def check_target(project: Project, shown: str, cell: ExportCell) -> None:
                            "written by hand; export to a module of its own, under a new name")
 
 
-def module_text(chapter_rel: str, cells: list[str]) -> str:
-    """A generated module: the header naming its chapter, then the exported cells' code."""
+def module_text(chapter_rel: str, cells: list[ExportCell]) -> str:
+    """A generated module: the header naming its chapter, then each exported cell's code below a
+    comment naming the chapter line it starts at (a comment, so the first cell's docstring and
+    ``from __future__`` import keep their places)."""
     header = (
         f"{GENERATED_MARK}{chapter_rel} by `python -m dsnet.sync`.\n"
         "# Do not edit: change the chapter and run the sync again.\n"
     )
-    return header + "\n\n\n".join(cells) + "\n"
+    blocks = [f"{cell.source_comment(chapter_rel)}\n{cell.body}" for cell in cells]
+    return header + "\n\n\n".join(blocks) + "\n"
 
 
 def expected_modules(project: Project) -> dict[Path, str]:
@@ -110,13 +122,13 @@ def expected_modules(project: Project) -> dict[Path, str]:
     files: dict[Path, str] = {}
     for chapter in project.chapters():
         rel = chapter.relative_to(project.root).as_posix()
-        modules: dict[str, list[str]] = {}
+        modules: dict[str, list[ExportCell]] = {}
         for cell in export_cells(chapter, rel):
             check_target(project, rel, cell)
             if owners.setdefault(cell.module, rel) != rel:
                 raise ChapterError(f"dsnet.{cell.module} is exported by both {owners[cell.module]} and {rel} "
                                    f"line {cell.line}; export it from one chapter only")
-            modules.setdefault(cell.module, []).append(cell.body)
+            modules.setdefault(cell.module, []).append(cell)
         for name, cells in modules.items():
             files[project.package / f"{name}.py"] = module_text(rel, cells)
     return files
