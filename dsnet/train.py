@@ -11,7 +11,9 @@ import functools
 import json
 import math
 import os
+import sys
 import time
+import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -33,7 +35,7 @@ from dsnet.scene import Realism
 from dsnet.shapes import size_problem
 
 
-# book/training.md, line 146
+# book/training.md, line 148
 def option(default: Any, help: str) -> Any:
     """A config field with its command-line help text."""
     return field(default=default, metadata={"help": help})
@@ -112,7 +114,7 @@ class TrainConfig:
         return config
 
 
-# book/training.md, line 264
+# book/training.md, line 266
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5),), train_samples=1536, batch_size=16, lr=2e-3, out_dir="runs/quick"),
     "medium": dict(stages=((64, 6), (96, 4), (128, 2)), train_samples=2048, batch_size=16, lr=2e-3,
@@ -237,7 +239,7 @@ def _folder_problem(config: TrainConfig) -> str | None:
     return None
 
 
-# book/training.md, line 438
+# book/training.md, line 440
 @dataclass(frozen=True)
 class Ranks:
     """This process's place under torchrun (rank 0 of 1 otherwise)."""
@@ -331,7 +333,7 @@ def eval_batches(config: TrainConfig, split: str, size: int, device: torch.devic
         yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-# book/training.md, line 539
+# book/training.md, line 541
 def predict_batch(model: nn.Module, batch: dict[str, Tensor], config: TrainConfig,
                   dtype: torch.dtype | None):
     """The model's float32 logits for ``batch`` (mixed precision inside when ``dtype`` is set)."""
@@ -360,7 +362,7 @@ def evaluate(model: nn.Module, batches, loss_fn: nn.Module, config: TrainConfig,
     return {"loss": (totals[0] / totals[1]).item(), **metrics.compute()}
 
 
-# book/training.md, line 577
+# book/training.md, line 579
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training stops instead of ruining the weights."""
 
@@ -392,7 +394,7 @@ class Run:
         return Path(self.config.out_dir)
 
 
-# book/training.md, line 613
+# book/training.md, line 615
 def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     fused = config.fused and device.type == "cuda"
     if config.optimizer == "adamw":
@@ -440,7 +442,7 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
                bad_step=torch.full((), -1, dtype=torch.long, device=device))
 
 
-# book/training.md, line 673
+# book/training.md, line 675
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
     (detached) mean loss."""
@@ -474,7 +476,7 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-# book/training.md, line 721
+# book/training.md, line 723
 def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
     """Train one epoch and validate; returns the epoch's record (also appended to the history).
     ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
@@ -516,7 +518,7 @@ def epoch_line(run: Run, record: dict[str, Any]) -> str:
             f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
 
 
-# book/training.md, line 771
+# book/training.md, line 773
 def run_state(run: Run) -> dict[str, Any]:
     """Everything :func:`restore_run` needs to continue ``run`` exactly."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
@@ -559,7 +561,7 @@ def restore_run(run: Run, path: Path) -> None:
                                                        state["history"])
 
 
-# book/training.md, line 820
+# book/training.md, line 822
 def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
     out = Path(config.out_dir)
@@ -582,7 +584,7 @@ def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     return resume and (out / "last.pt").exists()
 
 
-# book/training.md, line 847
+# book/training.md, line 849
 def final_test(run: Run) -> dict[str, float]:
     """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
     if run.ranks.world > 1:
@@ -596,7 +598,7 @@ def final_test(run: Run) -> dict[str, float]:
     return test
 
 
-# book/training.md, line 869
+# book/training.md, line 871
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -654,7 +656,21 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     return finish_run(start_run(config, resume, overwrite, log), log)
 
 
-# book/training.md, line 935
+# book/training.md, line 932
+class _CallableModule(types.ModuleType):
+    """This module, callable as :func:`train`. ``dsnet.train`` is exported as the function, but once
+    the module of the same name is imported Python binds ``dsnet.train`` to the module; calling it
+    then still trains."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        return train(*args, **kwargs)
+
+
+if __name__ == "dsnet.train":                     # the package's module, not a notebook running the chapter
+    sys.modules[__name__].__class__ = _CallableModule
+
+
+# book/training.md, line 954
 @torch.no_grad()
 def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
@@ -669,7 +685,7 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     plt.close(fig)
 
 
-# book/training.md, line 967
+# book/training.md, line 986
 DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
 
 

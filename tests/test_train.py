@@ -190,3 +190,12 @@ def test_cli_rejects_bad_options_with_exit_2():
     result = subprocess.run([sys.executable, "-m", "dsnet", "train", "--stages", "96x3"],
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 2 and "must look like 96:3,160:3" in result.stderr
+
+
+def test_dsnet_train_stays_callable_after_its_module_is_imported():
+    import dsnet
+
+    dsnet.make_config                      # imports the module dsnet.train, which Python binds to dsnet.train
+    assert callable(dsnet.train)
+    import dsnet.train as module           # the module itself is still reachable
+    assert module.make_config is dsnet.make_config
