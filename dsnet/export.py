@@ -1,6 +1,6 @@
 # Generated from book/using.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/using.md, line 884
+# book/using.md, line 889
 """Export a trained DSResNet as a deployable artifact (``torch.export`` or TorchScript) with its
 input contract written next to it, checked against the eager model."""
 from __future__ import annotations
@@ -43,7 +43,7 @@ class Deployable(nn.Module):
         return torch.sigmoid(depth), torch.sigmoid(mask)
 
 
-# book/using.md, line 928
+# book/using.md, line 933
 def format_of(path: str | os.PathLike, format: str | None = None) -> str:
     """``format`` if given, else from the suffix: ``.pt2`` -> export, ``.ts``/``.pt``/``.jit`` -> torchscript."""
     if format is not None:

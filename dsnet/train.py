@@ -114,9 +114,10 @@ class TrainConfig:
         return config
 
 
-# book/training.md, line 266
+# book/training.md, line 267
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": dict(stages=((64, 5),), train_samples=1536, batch_size=16, lr=2e-3, out_dir="runs/quick"),
+    "quick": dict(stages=((64, 5), (96, 1)), train_samples=1536, batch_size=16, lr=2e-3,
+                  loss="2*rmse:depth + bce:mask", out_dir="runs/quick"),
     "medium": dict(stages=((64, 6), (96, 4), (128, 2)), train_samples=2048, batch_size=16, lr=2e-3,
                    augment=True, jpeg=True, out_dir="runs/medium"),
     # the shipped weights: as long as a 2-core CPU allows in about 90 minutes, with the Experiments
@@ -218,8 +219,8 @@ def _outside_problem(config: TrainConfig) -> str | None:
 
 def _folder_problem(config: TrainConfig) -> str | None:
     """A MODEST folder, checked before the first step rather than in the middle of an epoch: every
-    file decoded once (labels checked for plausibility too), both splits non-empty, at least one
-    batch of training samples and enough steps for the schedule. Decoding costs about as much as
+    file decoded once (labels checked for plausibility too), both splits non-empty and at least one
+    batch of training samples. Decoding costs about as much as
     one pass over the data, without the network (a few milliseconds a sample at 224 px)."""
     from dsnet.modest import ModestError, ModestMuseum
 
@@ -229,17 +230,13 @@ def _folder_problem(config: TrainConfig) -> str | None:
         _modest(config, "val", config.stages[0][0])
     except ModestError as error:
         return str(error)
-    steps = train // config.batch_size * config.epochs
     if train < config.batch_size:
         return (f"data folder {config.data} has {train} training sample(s), fewer than one batch of "
                 f"{config.batch_size}; lower --batch-size or add samples")
-    if config.scheduler == "onecycle" and steps < 8:
-        return (f"the one-cycle schedule needs at least 8 optimizer steps; {train} training samples in batches "
-                f"of {config.batch_size} for {config.epochs} epoch(s) make {steps}")
     return None
 
 
-# book/training.md, line 440
+# book/training.md, line 438
 @dataclass(frozen=True)
 class Ranks:
     """This process's place under torchrun (rank 0 of 1 otherwise)."""
@@ -333,7 +330,7 @@ def eval_batches(config: TrainConfig, split: str, size: int, device: torch.devic
         yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
 
 
-# book/training.md, line 541
+# book/training.md, line 539
 def predict_batch(model: nn.Module, batch: dict[str, Tensor], config: TrainConfig,
                   dtype: torch.dtype | None):
     """The model's float32 logits for ``batch`` (mixed precision inside when ``dtype`` is set)."""
@@ -362,7 +359,7 @@ def evaluate(model: nn.Module, batches, loss_fn: nn.Module, config: TrainConfig,
     return {"loss": (totals[0] / totals[1]).item(), **metrics.compute()}
 
 
-# book/training.md, line 579
+# book/training.md, line 577
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training stops instead of ruining the weights."""
 
@@ -394,7 +391,7 @@ class Run:
         return Path(self.config.out_dir)
 
 
-# book/training.md, line 615
+# book/training.md, line 613
 def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     fused = config.fused and device.type == "cuda"
     if config.optimizer == "adamw":
@@ -442,7 +439,7 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
                bad_step=torch.full((), -1, dtype=torch.long, device=device))
 
 
-# book/training.md, line 675
+# book/training.md, line 673
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
     (detached) mean loss."""
@@ -476,7 +473,7 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-# book/training.md, line 723
+# book/training.md, line 721
 def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
     """Train one epoch and validate; returns the epoch's record (also appended to the history).
     ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
@@ -518,7 +515,7 @@ def epoch_line(run: Run, record: dict[str, Any]) -> str:
             f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
 
 
-# book/training.md, line 773
+# book/training.md, line 771
 def run_state(run: Run) -> dict[str, Any]:
     """Everything :func:`restore_run` needs to continue ``run`` exactly."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
@@ -561,7 +558,7 @@ def restore_run(run: Run, path: Path) -> None:
                                                        state["history"])
 
 
-# book/training.md, line 822
+# book/training.md, line 820
 def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
     out = Path(config.out_dir)
@@ -584,7 +581,7 @@ def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     return resume and (out / "last.pt").exists()
 
 
-# book/training.md, line 849
+# book/training.md, line 847
 def final_test(run: Run) -> dict[str, float]:
     """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
     if run.ranks.world > 1:
@@ -598,7 +595,7 @@ def final_test(run: Run) -> dict[str, float]:
     return test
 
 
-# book/training.md, line 871
+# book/training.md, line 869
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -656,7 +653,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     return finish_run(start_run(config, resume, overwrite, log), log)
 
 
-# book/training.md, line 932
+# book/training.md, line 930
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`train`. ``dsnet.train`` is exported as the function, but once
     the module of the same name is imported Python binds ``dsnet.train`` to the module; calling it
@@ -670,7 +667,7 @@ if __name__ == "dsnet.train":                     # the package's module, not a 
     sys.modules[__name__].__class__ = _CallableModule
 
 
-# book/training.md, line 954
+# book/training.md, line 952
 @torch.no_grad()
 def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
@@ -685,7 +682,7 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     plt.close(fig)
 
 
-# book/training.md, line 986
+# book/training.md, line 984
 DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
 
 
