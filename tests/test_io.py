@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 import dsnet.io
 from dsnet.io import (CHECKPOINT_FORMAT, CheckpointError, file_sha256, load_checkpoint, load_model,
-                      load_pretrained, pretrained_files, read_weights, save_checkpoint)
+                      load_pretrained, pretrained_files, pretrained_manifest, read_weights, save_checkpoint)
 
 SHIPPED = pretrained_files()
 pytestmark = pytest.mark.skipif(not SHIPPED["weights"].is_file(), reason="this dsnet ships no weights")
@@ -82,7 +82,7 @@ def test_the_hash_is_computed_once_per_file_version(package, monkeypatch):
     calls = []
     monkeypatch.setattr(dsnet.io, "file_sha256", lambda path: calls.append(path) or file_sha256(path))
     first, second = load_pretrained(), load_pretrained()
-    assert len(calls) == 1 and first.train_size == second.train_size == 128
+    assert len(calls) == 1 and first.train_size == second.train_size == pretrained_manifest()["image_size"]
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
 
     damage(package["weights"])                     # changed in place after a good load: checked again

@@ -141,9 +141,9 @@ def compare(new: SimpleNamespace, shipped: dict, old_proxy: dict) -> tuple[dict,
     old, old_size = shipped["test"], shipped.get("image_size", new.size)
     alike = new.test if old_size == new.size else test_metrics(new.model, new.config, old_size, "none", new.device)
     verdict = better(alike, old, new.proxy, old_proxy)
-    print(f"{'beats' if verdict else 'does not beat'} the shipped weights (synthetic test at {old_size} px): "
-          f"mask IoU {alike['mask_iou']:.4f} vs {old['mask_iou']:.4f}, depth RMSE {alike['depth_rmse']:.4f} vs "
-          f"{old['depth_rmse']:.4f}, proxy " + ", ".join(f"{k} {new.proxy[k]:.4f} vs {old_proxy[k]:.4f}"
+    print(f"{'beats' if verdict else 'does not beat'} the shipped weights: mask IoU {alike['mask_iou']:.4f} vs "
+          f"{old['mask_iou']:.4f}, depth RMSE {alike['depth_rmse']:.4f} vs {old['depth_rmse']:.4f} (synthetic "
+          f"test at {old_size} px), proxy " + ", ".join(f"{k} {new.proxy[k]:.4f} vs {old_proxy[k]:.4f}"
                                                          for k in new.proxy))
     return alike, verdict
 
