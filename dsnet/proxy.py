@@ -245,11 +245,13 @@ def clean_up(masks: Tensor) -> Tensor:
     """Morphological clean-up of 0/1 ``masks`` ``(N, 1, H, W)``: a closing (fills pinholes and
     one-pixel gaps) then an opening (removes specks), both with a 3 x 3 square, as if the image
     went on as background beyond its edges."""
-    def dilate(x: Tensor) -> Tensor:
-        return F.max_pool2d(x, 3, stride=1, padding=1)
+    def dilate(x: Tensor) -> Tensor:   # F.max_pool2d(x, 3, stride=1, padding=1), exactly, 5x faster on a CPU
+        x = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
+        x = torch.maximum(torch.maximum(x[..., :-2, :], x[..., 1:-1, :]), x[..., 2:, :])
+        return torch.maximum(torch.maximum(x[..., :, :-2], x[..., :, 1:-1]), x[..., :, 2:])
 
     def erode(x: Tensor) -> Tensor:
-        return -F.max_pool2d(-x, 3, stride=1, padding=1)
+        return -dilate(-x)
 
     pad = 4   # four steps, each reaching one pixel further: the canvas's own edge never matters
     x = F.pad(masks.float(), (pad, pad, pad, pad))
@@ -295,9 +297,10 @@ def difference_baseline(bg: Tensor, bg_fg: Tensor, mask: Tensor, thresholds: Seq
     thresholds = [float(t) for t in thresholds]
     if not thresholds:
         raise ValueError("thresholds is empty: give at least one threshold to try")
-    best = None
+    difference, best = difference_map(bg, bg_fg), None
     for threshold in thresholds:
-        masks = difference_masks(bg, bg_fg, threshold, clean)
+        masks = (difference > threshold).float()
+        masks = clean_up(masks) if clean else masks
         per_pair = pair_ious(masks, mask)
         if best is None or per_pair.mean() > best.iou:
             best = Score(float(per_pair.mean()), per_pair, masks[:, 0].bool().numpy(), threshold)

@@ -173,3 +173,17 @@ def test_a_missing_scikit_image_is_one_clear_message(monkeypatch):
             proxy.source_images()
     finally:
         proxy.source_images.cache_clear()
+
+
+def test_clean_up_is_a_closing_then_an_opening_with_max_pooling():
+    masks = (torch.rand(3, 1, 37, 29, generator=torch.Generator().manual_seed(0)) > 0.6).float()
+    pool = torch.nn.functional.max_pool2d
+
+    def dilate(x):
+        return pool(x, 3, stride=1, padding=1)
+
+    def erode(x):
+        return -pool(-x, 3, stride=1, padding=1)
+
+    x = torch.nn.functional.pad(masks, (4, 4, 4, 4))
+    assert torch.equal(proxy.clean_up(masks), dilate(erode(erode(dilate(x))))[..., 4:-4, 4:-4])
