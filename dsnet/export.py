@@ -1,6 +1,6 @@
 # Generated from book/using.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/using.md, line 889
+# book/using.md, line 900
 """Export a trained DSResNet as a deployable artifact (``torch.export`` or TorchScript) with its
 input contract written next to it, checked against the eager model."""
 from __future__ import annotations
@@ -18,6 +18,7 @@ from torch import Tensor, nn
 
 from dsnet._version import __version__
 from dsnet.data import MODEST_STATS
+from dsnet.files import probe_writable
 from dsnet.io import atomic_write, pretrained_files
 from dsnet.inference import ModelSource, load_predictor
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
@@ -43,7 +44,7 @@ class Deployable(nn.Module):
         return torch.sigmoid(depth), torch.sigmoid(mask)
 
 
-# book/using.md, line 933
+# book/using.md, line 945
 def format_of(path: str | os.PathLike, format: str | None = None) -> str:
     """``format`` if given, else from the suffix: ``.pt2`` -> export, ``.ts``/``.pt``/``.jit`` -> torchscript."""
     if format is not None:
@@ -174,11 +175,8 @@ def check_writable(path: Path) -> None:
     blocker = next((p for p in reversed(path.parents) if p.exists() and not p.is_dir()), None)
     if blocker is not None:
         raise NotADirectoryError(errno.ENOTDIR, f"cannot write {path}: {blocker} is a file, not a folder")
-    probe = path.with_name(f".{path.name}.{os.getpid()}.probe")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(path.parent)
     except OSError as error:
         raise type(error)(error.errno, f"cannot write {path}: {error.strerror or type(error).__name__}") from None
 

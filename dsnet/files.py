@@ -59,3 +59,13 @@ def shown(path: str | os.PathLike) -> str:
     as escapes, so that a file name can never break a one-line message or drive a terminal."""
     text = os.fspath(path)
     return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def probe_writable(folder: Path) -> None:
+    """Create ``folder`` (and its parents) if missing, then write and delete an empty file in it:
+    the OS's own error (``OSError`` and its kinds) now, instead of after a long job, when files
+    cannot be written there."""
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".dsnet-write-test-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()

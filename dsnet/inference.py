@@ -26,7 +26,7 @@ from dsnet.plots import plot_prediction
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
 
 
-# book/using.md, line 197
+# book/using.md, line 198
 SizeSpec = Union[None, str, int, tuple]
 
 
@@ -98,7 +98,7 @@ def _capped(height: float, width: float) -> tuple[int, int]:
     return _round_size(height * scale), _round_size(width * scale)
 
 
-# book/using.md, line 296
+# book/using.md, line 297
 ModelSource = Union[None, str, os.PathLike, nn.Module, "Predictor"]
 
 
@@ -163,7 +163,7 @@ def _shipped(device: torch.device, weights: str) -> Predictor:
     return load_predictor(None, device)
 
 
-# book/using.md, line 377
+# book/using.md, line 378
 @dataclass(frozen=True)
 class PredictionResult:
     """Numpy arrays at the input's size, ``H x W`` for one pair and ``N x H x W`` for a batch:
@@ -244,7 +244,7 @@ def predict(bg: ImageInput, bg_fg: ImageInput, model: ModelSource = None, *, siz
     return predictor(bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold, align=align)
 
 
-# book/using.md, line 502
+# book/using.md, line 503
 def prediction_paths(out_dir: str | os.PathLike, name: str, figure: bool = True) -> dict[str, Path]:
     """The files :func:`save_prediction` writes for the pair ``name``: ``NAME_mask.png``,
     ``NAME_depth.png`` and, with ``figure``, ``NAME_figure.png``, in ``out_dir``."""
@@ -304,7 +304,7 @@ def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str
     return result, written
 
 
-# book/using.md, line 649
+# book/using.md, line 650
 def shift_image(images: Tensor, dy: int, dx: int) -> Tensor:
     """``images`` ``(N, C, H, W)`` moved ``dy`` pixels down and ``dx`` right, the uncovered strip
     repeating the edge; the same shape."""

@@ -1,6 +1,6 @@
 # Generated from book/lr_range.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/lr_range.md, line 43
+# book/lr_range.md, line 45
 """Leslie Smith's learning-rate range test: train briefly while the learning rate grows
 exponentially, smooth the loss, stop when it diverges, and suggest a learning rate. The model
 and optimizer are restored afterwards, exactly as they were."""
@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from dsnet.data import model_inputs
 
 
-# book/lr_range.md, line 110
+# book/lr_range.md, line 112
 @dataclass
 class LRRangeResult:
     """What :func:`lr_range_test` saw: the learning rate of each step, its raw loss, the smoothed
@@ -53,7 +53,7 @@ def smooth_losses(losses: Sequence[float], smooth: float = 0.05) -> list[float]:
     return out
 
 
-# book/lr_range.md, line 179
+# book/lr_range.md, line 183
 def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     """The learning rate of steepest descent of ``smoothed`` against ``log10(lrs)``, looked for
     before the minimum of ``smoothed``; ``lrs[0]`` if there is no descent to measure."""
@@ -67,7 +67,7 @@ def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
     return float(lrs[int(np.argmin(candidates))])
 
 
-# book/lr_range.md, line 204
+# book/lr_range.md, line 208
 def _optimizer(name: str | torch.optim.Optimizer, model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
     if isinstance(name, torch.optim.Optimizer):
         return name
@@ -136,7 +136,7 @@ def lr_range_test(model: nn.Module, batches: Iterable[dict[str, Tensor]], loss_f
     return LRRangeResult(seen, losses, smoothed, suggestion, diverged)
 
 
-# book/lr_range.md, line 277
+# book/lr_range.md, line 281
 def plot_lr_range(result: LRRangeResult, ax=None, label: str = ""):
     """The loss against the learning rate (log scale), with the suggestion marked."""
     import matplotlib.pyplot as plt

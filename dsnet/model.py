@@ -13,7 +13,7 @@ from dsnet.blocks import ResDecoderBlock, ResEncoderBlock
 from dsnet.shapes import DECODER_CHANNELS, ENCODER_CHANNELS, PREP_CHANNELS, Stage, check_input_size
 
 
-# book/model.md, line 215
+# book/model.md, line 186
 class Prediction(NamedTuple):
     """The model's two outputs, each ``(B, 1, H, W)`` logits."""
 
@@ -51,7 +51,7 @@ def check_inputs(bg: Tensor, bg_fg: Tensor, weights: torch.dtype | None = None) 
     check_input_size(bg.shape[2], bg.shape[3])
 
 
-# book/model.md, line 256
+# book/model.md, line 227
 class PrepBranch(nn.Module):
     """Two encoder blocks for one input image.
 
@@ -69,7 +69,7 @@ class PrepBranch(nn.Module):
         return x, [skip1, skip2]
 
 
-# book/model.md, line 277
+# book/model.md, line 248
 class Encoder(nn.Module):
     """Four encoder blocks, 32 -> 64 -> 128 -> 256 -> 512 channels.
 
@@ -92,7 +92,7 @@ class Encoder(nn.Module):
         return skips[-1], skips[:-1]
 
 
-# book/model.md, line 304
+# book/model.md, line 275
 class DecoderHead(nn.Module):
     """Five decoder blocks and a 1x1 convolution to one channel of logits.
 
@@ -118,7 +118,7 @@ class DecoderHead(nn.Module):
         return self.out(x)
 
 
-# book/model.md, line 333
+# book/model.md, line 304
 class DSResNet(nn.Module):
     """Depth and mask of the foreground from a background and the same scene with it.
 
@@ -147,7 +147,7 @@ class DSResNet(nn.Module):
         )
 
 
-# book/model.md, line 616
+# book/model.md, line 587
 def traced_shapes(model: DSResNet, height: int, width: int) -> list[Stage]:
     """Every stage's shape as the model really produces it for a ``height x width`` input,
     recorded by forward hooks, in the rows and order of ``dsnet.shapes.shape_table``."""

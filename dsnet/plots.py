@@ -1,5 +1,6 @@
 """Figures of training and prediction: a run's history, predicted against true masks and depths,
-and one prediction on your own photo.
+and one prediction on your own photo; and the boxes and arrows that the book's diagrams of the
+network are drawn with.
 
 Hand-written infrastructure below the chapters: it imports no chapter module (the objects it
 draws are taken by their attributes), only :mod:`dsnet.images`. matplotlib is imported when a
@@ -17,6 +18,16 @@ from dsnet.images import ImageInput, open_images, resize
 
 DISPLAY_SIDE = 1024
 """A photo is drawn with at most this many pixels on its longer side (a figure panel is about 300)."""
+
+BLOCK_COLORS = {"prep": "#d9ead3", "merge": "#fff2cc", "enc": "#cfe2f3", "dec": "#f4cccc", "out": "#ead1dc"}
+"""The fill of each kind of block in the diagrams of DSResNet: preparation branch, merge, shared
+encoder, decoder head, and the 1x1 convolution that ends a head."""
+
+BOX_PAD = 0.04
+"""How far (in data units) a block's rounded border reaches beyond the rectangle it is drawn around."""
+
+Block = tuple[float, float, float, float]
+"""A block as drawn: centre ``x``, ``y``, width and height in data units (without the border's pad)."""
 
 
 def plot_history(history: list[dict[str, Any]], label: str = "", axes=None):
@@ -95,3 +106,51 @@ def plot_prediction(bg_fg: ImageInput, result, index: int = 0, axes=None, truth=
         ax.set_xticks([])
         ax.set_yticks([])
     return axes
+
+
+def block_box(ax, x: float, y: float, name: str, detail: str, kind: str, w: float = 1.25, h: float = 0.66,
+              fontsize: float = 12) -> Block:
+    """One block of a network diagram: a rounded box centred at ``(x, y)``, filled with the
+    colour of ``kind`` (a key of :data:`BLOCK_COLORS`), with ``name`` in bold over ``detail``
+    (its channels or its shape; ``""`` for none) one point smaller. Returns the block for
+    :func:`block_arrow`."""
+    from matplotlib.patches import FancyBboxPatch
+
+    ax.add_patch(FancyBboxPatch((x - w / 2, y - h / 2), w, h, boxstyle=f"round,pad={BOX_PAD}",
+                                fc=BLOCK_COLORS[kind], ec="0.25", lw=1))
+    lines = [(name, fontsize, "bold", 0.45 * fontsize), (detail, fontsize - 1, "normal", -0.55 * fontsize)]
+    for text, size, weight, rise in lines if detail else lines[:1]:
+        ax.annotate(text, (x, y), xytext=(0, rise if detail else 0), textcoords="offset points",
+                    ha="center", va="center", fontsize=size, weight=weight)
+    return x, y, w, h
+
+
+def block_edge(a, b) -> tuple[float, float]:
+    """Where the line from the centre of ``a`` towards the centre of ``b`` leaves ``a``'s border.
+    Each is a point ``(x, y)`` (which the line leaves at once) or a block ``(x, y, w[, h])``
+    (``h`` is 0.66 when left out)."""
+    (x, y, *size), (u, v, *_) = a, b
+    if not size:
+        return x, y
+    w, h = (*size, 0.66)[:2]
+    dx, dy = u - x, v - y
+    t = min(w / 2 / abs(dx) if dx else 1e9, (h / 2 + BOX_PAD) / abs(dy) if dy else 1e9)
+    return x + t * dx, y + t * dy
+
+
+def block_arrow(ax, a, b, dashed: bool = False, **style):
+    """An arrow from block (or point) ``a`` to ``b``, from border to border: solid and dark for
+    the data's main path, dashed and grey for a skip. ``style`` goes to matplotlib's
+    ``FancyArrowPatch`` (``connectionstyle="angle,angleA=0,angleB=90"`` bends it once, for
+    example). Returns the patch."""
+    from matplotlib.patches import FancyArrowPatch
+
+    style = {"arrowstyle": "-|>", "mutation_scale": 14, "lw": 1.2, "color": "0.45" if dashed else "0.15",
+             "ls": "--" if dashed else "-", "shrinkA": 2, "shrinkB": 2} | style
+    return ax.add_patch(FancyArrowPatch(block_edge(a, b), block_edge(b, a), **style))
+
+
+def block_note(ax, x: float, y: float, text: str, **kw):
+    """A grey note at ``(x, y)``, centred vertically; ``kw`` goes to ``ax.text`` (``ha``,
+    ``fontsize``: 11 unless given). Returns the text."""
+    return ax.text(x, y, text, **({"fontsize": 11, "color": "0.35", "va": "center"} | kw))

@@ -241,21 +241,33 @@ def difference_map(bg: Tensor, bg_fg: Tensor) -> Tensor:
     return (bg_fg.float() - bg.float()).abs().amax(1, keepdim=True)
 
 
-def clean_up(masks: Tensor) -> Tensor:
+def max_filter(x: Tensor, size: int) -> Tensor:
+    """The largest value in the ``size`` x ``size`` square around each pixel of ``x`` ``(..., H, W)``,
+    the square cut off at the image's edge: ``F.max_pool2d(x, size, stride=1, padding=size // 2)``,
+    exactly, as two one-dimensional passes (several times faster on a CPU)."""
+    r = size // 2
+    x = F.pad(x, (r, r, r, r), value=float("-inf"))
+    height, width = x.shape[-2] - 2 * r, x.shape[-1] - 2 * r
+    rows = functools.reduce(torch.maximum, (x[..., k:k + height, :] for k in range(size)))
+    return functools.reduce(torch.maximum, (rows[..., k:k + width] for k in range(size)))
+
+
+def clean_up(masks: Tensor, size: int = 3) -> Tensor:
     """Morphological clean-up of 0/1 ``masks`` ``(N, 1, H, W)``: a closing (fills pinholes and
-    one-pixel gaps) then an opening (removes specks), both with a 3 x 3 square, as if the image
-    went on as background beyond its edges."""
-    def dilate(x: Tensor) -> Tensor:   # F.max_pool2d(x, 3, stride=1, padding=1), exactly, 5x faster on a CPU
-        x = F.pad(x, (1, 1, 1, 1), value=float("-inf"))
-        x = torch.maximum(torch.maximum(x[..., :-2, :], x[..., 1:-1, :]), x[..., 2:, :])
-        return torch.maximum(torch.maximum(x[..., :, :-2], x[..., :, 1:-1]), x[..., :, 2:])
+    gaps) then an opening (removes specks), both with a ``size`` x ``size`` square (odd), as if
+    the image went on as background beyond its edges."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd number of pixels, at least 1, not {size}")
+
+    def dilate(x: Tensor) -> Tensor:
+        return max_filter(x, size)
 
     def erode(x: Tensor) -> Tensor:
-        return -dilate(-x)
+        return -max_filter(-x, size)
 
-    pad = 4   # four steps, each reaching one pixel further: the canvas's own edge never matters
+    pad = 4 * (size // 2)   # four steps, each reaching size // 2 pixels further: the canvas's own edge never matters
     x = F.pad(masks.float(), (pad, pad, pad, pad))
-    return dilate(erode(erode(dilate(x))))[..., pad:-pad, pad:-pad]
+    return dilate(erode(erode(dilate(x))))[..., pad:masks.shape[-2] + pad, pad:masks.shape[-1] + pad]
 
 
 def difference_masks(bg: Tensor, bg_fg: Tensor, threshold: float, clean: bool = False) -> Tensor:

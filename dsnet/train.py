@@ -1,13 +1,14 @@
 # Generated from book/training.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/training.md, line 101
-"""Training DSResNet: one config with named profiles, a fast GPU path, checkpoints that resume
-exactly, and DDP under torchrun. :func:`train` is the composition of the parts the Training
-chapter builds one at a time: :func:`start_run`, :func:`train_step`, :func:`train_epoch`,
-:func:`evaluate`, :func:`save_run` and :func:`final_test`."""
+# book/training.md, line 107
+"""Training DSResNet: one config with named profiles, the one-cycle schedule, mixed precision on
+GPUs, evaluation and the targets a run is judged by. :func:`train` is the composition of the parts
+the Training chapter builds one at a time: :func:`start_run`, :func:`train_step`,
+:func:`train_epoch`, :func:`evaluate` and :func:`final_test`. What keeps a run alive (batches
+shared among processes, config checks, checkpoints that resume exactly, the run's folder) comes
+from :mod:`dsnet.runs`."""
 from __future__ import annotations
 
-import functools
 import json
 import math
 import os
@@ -16,26 +17,26 @@ import time
 import types
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from dsnet._version import __version__
-from dsnet.data import SyntheticMuseum, jpeg_round_trip, model_inputs, photometric
+from dsnet.data import jpeg_round_trip, model_inputs, photometric
 from dsnet.device import amp_dtype, pick_device, precision_name
 from dsnet.files import atomic_write, atomic_write_text
-from dsnet.io import load_checkpoint, load_pretrained, load_weights, save_checkpoint
+from dsnet.io import load_checkpoint, load_pretrained, load_weights
 from dsnet.losses import build_loss
 from dsnet.metrics import SegDepthMetrics
 from dsnet.model import DSResNet
 from dsnet.progress import progress
-from dsnet.scene import Realism
-from dsnet.shapes import size_problem
+from dsnet.runs import (Ranks, config_problem, eval_batches, join_processes, prepare_out_dir, restore_run, save_run,
+                        steps_per_epoch, train_batches)
+from dsnet.runs import find_runs as find_runs  # re-exported: the Results chapter imports it from here
 
 
-# book/training.md, line 148
+# book/training.md, line 155
 def option(default: Any, help: str) -> Any:
     """A config field with its command-line help text."""
     return field(default=default, metadata={"help": help})
@@ -114,7 +115,7 @@ class TrainConfig:
         return config
 
 
-# book/training.md, line 267
+# book/training.md, line 291
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5), (96, 1)), train_samples=1536, batch_size=16, lr=2e-3,
                   loss="2*rmse:depth + bce:mask", out_dir="runs/quick"),
@@ -135,9 +136,6 @@ PROFILES: dict[str, dict[str, Any]] = {
     "smoke": dict(stages=((64, 1),), train_samples=128, val_samples=16, test_samples=16, batch_size=16,
                   out_dir="runs/smoke"),
 }
-OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau", "step")
-
-
 def default_profile() -> str:
     """``$DSNET_PROFILE`` if set, else ``full`` with CUDA and ``quick`` without."""
     return os.environ.get("DSNET_PROFILE") or ("full" if torch.cuda.is_available() else "quick")
@@ -155,182 +153,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
     return config
 
 
-def _realism_problem(config: TrainConfig) -> str | None:
-    try:
-        realism = Realism.parse(config.realism)
-    except ValueError as error:
-        return str(error)
-    if config.data != "synthetic" and realism != Realism():
-        return (f"realism {config.realism!r} applies to synthetic data only; a MODEST folder has its own "
-                "(make one with: dsnet data generate --realism)")
-    if not 0 <= config.realism_share <= 1:
-        return f"realism_share must be between 0 and 1, got {config.realism_share}"
-    if config.init not in ("", "pretrained") and not Path(config.init).exists():
-        return (f"init {config.init!r} does not exist; pass 'pretrained', a checkpoint, a run folder or a "
-                ".safetensors file")
-    return None
-
-
-def config_problem(config: TrainConfig) -> str | None:
-    """The first thing wrong with ``config``, as a sentence; None if it can train."""
-    sizes = [size_problem("size", size) for size, _ in config.stages]
-    counts = {"batch_size": 1, "accumulate": 1, "step_every": 1, "val_samples": 1, "test_samples": 1,
-              "log_every": 1, "workers": 0, "predictions_every": 0, "seed": 0}
-    low = next((f"{name} must be at least {least}, got {getattr(config, name)}" for name, least in counts.items()
-                if getattr(config, name) < least), None)
-    steps = config.train_samples // config.batch_size * config.epochs if config.batch_size > 0 else 0
-    checks = [
-        (any(sizes), f"stages: {next((p for p in sizes if p), '')}"),
-        (not config.stages or config.epochs < 1, "stages need at least one epoch"),
-        (low is not None, low),
-        (config.optimizer not in OPTIMIZERS, f"unknown optimizer {config.optimizer!r}; choose adamw or sgd"),
-        (config.scheduler not in SCHEDULERS,
-         f"unknown scheduler {config.scheduler!r}; choose onecycle, plateau or step"),
-        (config.batch_size % config.accumulate != 0,
-         f"batch_size {config.batch_size} does not split into accumulate={config.accumulate} equal micro-batches"),
-        (not math.isfinite(config.lr) or config.lr <= 0,
-         f"lr must be a positive number, got {config.lr} (at 0 nothing is learnt)"),
-        (not math.isfinite(config.weight_decay) or config.weight_decay < 0,
-         f"weight_decay must be 0 or more, got {config.weight_decay}"),
-        (_realism_problem(config) is not None, _realism_problem(config)),
-        (config.data == "synthetic" and config.train_samples < config.batch_size,
-         f"train_samples {config.train_samples} is less than one batch of {config.batch_size}"),
-        (config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8,
-         f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps}"),
-    ]
-    return next((message for failed, message in checks if failed), None) or _outside_problem(config)
-
-
-def _outside_problem(config: TrainConfig) -> str | None:
-    """What the loss spec, the device or the data folder says against ``config``."""
-    try:
-        build_loss(config.loss)
-    except ValueError as error:  # name the spec unless the message already does
-        return str(error) if str(error).startswith("loss spec") else f"loss {config.loss!r}: {error}"
-    try:
-        pick_device(config.device)
-    except ValueError as error:
-        return str(error)
-    if config.data != "synthetic" and not (Path(config.data) / "file_map.txt").is_file():
-        return (f"data folder {config.data} has no file_map.txt; pass --data synthetic or a folder in the "
-                "MODEST layout (make one with `dsnet data generate`)")
-    return _folder_problem(config) if config.data != "synthetic" else None
-
-
-def _folder_problem(config: TrainConfig) -> str | None:
-    """A MODEST folder, checked before the first step rather than in the middle of an epoch: every
-    file decoded once (labels checked for plausibility too), both splits non-empty and at least one
-    batch of training samples. Decoding costs about as much as
-    one pass over the data, without the network (a few milliseconds a sample at 224 px)."""
-    from dsnet.modest import ModestError, ModestMuseum
-
-    try:
-        ModestMuseum(config.data, split="all", check="full")
-        train = len(_modest(config, "train", config.stages[0][0]))
-        _modest(config, "val", config.stages[0][0])
-    except ModestError as error:
-        return str(error)
-    if train < config.batch_size:
-        return (f"data folder {config.data} has {train} training sample(s), fewer than one batch of "
-                f"{config.batch_size}; lower --batch-size or add samples")
-    return None
-
-
-# book/training.md, line 438
-@dataclass(frozen=True)
-class Ranks:
-    """This process's place under torchrun (rank 0 of 1 otherwise)."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def from_env(cls) -> Ranks:
-        return cls(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")),
-                   int(os.environ.get("LOCAL_RANK", "0")))
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-
-def steps_per_epoch(config: TrainConfig) -> int:
-    if config.data == "synthetic":
-        return config.train_samples // config.batch_size
-    return len(_modest(config, "train", config.stages[0][0])) // config.batch_size
-
-
-def _modest(config: TrainConfig, split: str, size: int):
-    return _modest_folder(config.data, split, config.seed, size)
-
-
-@functools.lru_cache(maxsize=8)
-def _modest_folder(root: str, split: str, seed: int, size: int):
-    # Opening a MODEST folder checks every file's header: do it once per split and size, not
-    # once per epoch and again for the step count.
-    from dsnet.modest import ModestMuseum
-
-    return ModestMuseum(root, split=split, seed=seed, resize=size)
-
-
-def _epoch_order(n: int, config: TrainConfig, epoch: int) -> Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-
-
-def train_batches(config: TrainConfig, epoch: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
-    """This rank's share of every training batch of ``epoch``, on ``device``."""
-    size, step = config.size_at(epoch), config.batch_size
-    if config.data == "synthetic":
-        length = (epoch + 1) * config.train_samples
-        real, plain = (SyntheticMuseum(size, length=length, seed=config.seed, device=device, realism=realism)
-                       for realism in (config.realism, "none"))
-        order = epoch * config.train_samples + _epoch_order(config.train_samples, config, epoch)
-        draws = torch.Generator().manual_seed(config.seed * 7919 + epoch + 104_729)
-        with_realism = torch.rand(config.train_samples, generator=draws) < config.realism_share
-        for start in range(0, steps_per_epoch(config) * step, step):
-            chosen = order[start:start + step][ranks.rank::ranks.world]
-            yield _mixed_batch(real, plain, chosen, with_realism[start:start + step][ranks.rank::ranks.world])
-        return
-    data = _modest(config, "train", size)
-    order = _epoch_order(len(data), config, epoch)
-    shares = [order[s:s + step][ranks.rank::ranks.world].tolist() for s in range(0, len(order) - step + 1, step)]
-    loader = torch.utils.data.DataLoader(data, batch_sampler=shares, num_workers=config.workers)
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-def _mixed_batch(real: SyntheticMuseum, plain: SyntheticMuseum, indices: Tensor, flags: Tensor) -> dict:
-    """Scenes ``indices``, those where ``flags`` is true rendered by ``real``, the others by ``plain``."""
-    if flags.all():
-        return real.batch(indices.tolist())
-    if not flags.any():
-        return plain.batch(indices.tolist())
-    parts = real.batch(indices[flags].tolist()), plain.batch(indices[~flags].tolist())
-    return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
-
-
-def eval_batches(config: TrainConfig, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
-    """This rank's share of the ``val`` or ``test`` split at ``size``. A MODEST folder has no
-    test split of its own: its validation split serves as both."""
-    if config.data == "synthetic":
-        count = config.val_samples if split == "val" else config.test_samples
-        data = SyntheticMuseum(size, length=count, seed=config.seed, split=split, device=device,
-                               realism=config.realism)
-        for start in range(0, count, config.batch_size):
-            chunk = list(range(start, min(start + config.batch_size, count)))[ranks.rank::ranks.world]
-            if chunk:
-                yield data.batch(chunk)
-        return
-    data = _modest(config, "val", size)
-    indices = list(range(len(data)))[ranks.rank::ranks.world]
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, indices), batch_size=config.batch_size,
-                                         num_workers=config.workers)
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
-
-
-# book/training.md, line 539
+# book/training.md, line 404
 def predict_batch(model: nn.Module, batch: dict[str, Tensor], config: TrainConfig,
                   dtype: torch.dtype | None):
     """The model's float32 logits for ``batch`` (mixed precision inside when ``dtype`` is set)."""
@@ -359,7 +182,7 @@ def evaluate(model: nn.Module, batches, loss_fn: nn.Module, config: TrainConfig,
     return {"loss": (totals[0] / totals[1]).item(), **metrics.compute()}
 
 
-# book/training.md, line 577
+# book/training.md, line 442
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training stops instead of ruining the weights."""
 
@@ -391,7 +214,7 @@ class Run:
         return Path(self.config.out_dir)
 
 
-# book/training.md, line 613
+# book/training.md, line 478
 def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     fused = config.fused and device.type == "cuda"
     if config.optimizer == "adamw":
@@ -439,7 +262,7 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
                bad_step=torch.full((), -1, dtype=torch.long, device=device))
 
 
-# book/training.md, line 673
+# book/training.md, line 538
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
     (detached) mean loss."""
@@ -473,7 +296,7 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-# book/training.md, line 721
+# book/training.md, line 586
 def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
     """Train one epoch and validate; returns the epoch's record (also appended to the history).
     ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
@@ -515,73 +338,7 @@ def epoch_line(run: Run, record: dict[str, Any]) -> str:
             f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
 
 
-# book/training.md, line 771
-def run_state(run: Run) -> dict[str, Any]:
-    """Everything :func:`restore_run` needs to continue ``run`` exactly."""
-    return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
-            "augment_rng": run.augment_rng.get_state(), "jpeg_rng": run.jpeg_rng.get_state(),
-            "epoch": run.epoch - 1, "step": run.step, "best_loss": run.best_loss, "history": run.history,
-            "config": run.config.to_dict(), "dsnet_version": __version__}
-
-
-def save_run(run: Run, val_loss: float) -> None:
-    """Write ``last.pt`` (and ``best.pt`` when ``val_loss`` is the best so far) and ``history.json``."""
-    improved = val_loss < run.best_loss
-    run.best_loss = min(run.best_loss, val_loss)
-    if not run.ranks.main:
-        return
-    state = run_state(run)
-    save_checkpoint(state, run.out / "last.pt")
-    if improved:
-        save_checkpoint(state, run.out / "best.pt")
-    atomic_write_text(run.out / "history.json", json.dumps(run.history, indent=1))
-
-
-def restore_run(run: Run, path: Path) -> None:
-    """Continue ``run`` from the checkpoint at ``path`` (written by :func:`save_run`)."""
-    state = load_checkpoint(path, map_location=run.device)
-    mine = run.config.to_dict()
-    # a run folder may move (to Google Drive, say): out_dir is the one field allowed to differ
-    changed = sorted(k for k in mine.keys() | state["config"].keys()
-                     if k != "out_dir" and mine.get(k) != state["config"].get(k))
-    if changed:
-        raise ValueError(f"{path} was written with another config (differs in {', '.join(changed)}); "
-                         "resume with the same settings, or start a new run in another --out-dir")
-    run.model.load_state_dict(state["model"])
-    run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
-    run.scaler.load_state_dict(state["scaler"])
-    run.augment_rng.set_state(state["augment_rng"].cpu())
-    run.jpeg_rng.set_state(state["jpeg_rng"].cpu())
-    run.epoch, run.step, run.best_loss, run.history = (state["epoch"] + 1, state["step"], state["best_loss"],
-                                                       state["history"])
-
-
-# book/training.md, line 820
-def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
-    """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
-    out = Path(config.out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / ".write-test", "")
-        (out / ".write-test").unlink()
-    except OSError as error:
-        raise ValueError(f"cannot write to out_dir {out} ({error.strerror or type(error).__name__}); "
-                         "choose another --out-dir") from None
-    for stale in out.glob(".*.pt.*.tmp"):
-        stale.unlink(missing_ok=True)
-    existing = [name for name in ("last.pt", "best.pt") if (out / name).exists()]
-    if existing and not (resume or overwrite):
-        raise ValueError(f"{out} already holds a run ({', '.join(existing)}); pass resume to continue it, "
-                         "overwrite to start again, or choose another out_dir")
-    if overwrite and not resume:
-        for name in ("last.pt", "best.pt", "history.json", "test.json"):
-            (out / name).unlink(missing_ok=True)
-    return resume and (out / "last.pt").exists()
-
-
-# book/training.md, line 847
+# book/training.md, line 638
 def final_test(run: Run) -> dict[str, float]:
     """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
     if run.ranks.world > 1:
@@ -595,7 +352,7 @@ def final_test(run: Run) -> dict[str, float]:
     return test
 
 
-# book/training.md, line 869
+# book/training.md, line 660
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -603,17 +360,6 @@ class TrainResult:
     test: dict[str, float]
     best_checkpoint: Path
     model: nn.Module = field(repr=False)
-
-
-def join_processes(config: TrainConfig) -> tuple[Ranks, torch.device]:
-    """This process's ranks and device; under torchrun, also joins the process group."""
-    ranks, device = Ranks.from_env(), pick_device(config.device)
-    if ranks.world > 1 and not dist.is_initialized():
-        if device.type == "cuda":
-            device = torch.device("cuda", ranks.local_rank)
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return ranks, device
 
 
 def start_run(config: TrainConfig, resume: bool = False, overwrite: bool = False,
@@ -653,7 +399,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     return finish_run(start_run(config, resume, overwrite, log), log)
 
 
-# book/training.md, line 930
+# book/training.md, line 710
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`train`. ``dsnet.train`` is exported as the function, but once
     the module of the same name is imported Python binds ``dsnet.train`` to the module; calling it
@@ -667,7 +413,7 @@ if __name__ == "dsnet.train":                     # the package's module, not a 
     sys.modules[__name__].__class__ = _CallableModule
 
 
-# book/training.md, line 952
+# book/training.md, line 732
 @torch.no_grad()
 def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
@@ -682,12 +428,16 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     plt.close(fig)
 
 
-# book/training.md, line 984
-DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
+# book/training.md, line 896
+TARGETS: dict[str, dict[str, float]] = {
+    "quick": {"mask_iou": 0.90, "depth_rmse": 0.06},
+    "full": {"mask_iou": 0.98, "mask_soft_iou": 0.95, "depth_rmse": 0.02},
+}
+"""The goals of a profile's run, set in advance, as ``{profile: {metric: bound}}``, on the test
+split: a depth RMSE (``depth_*``) of at most its bound, a mask IoU of at least its bound."""
 
 
-def find_runs(roots: tuple[Path, ...] = (Path("."), DRIVE_RUNS)) -> list[Path]:
-    """Run folders with a ``history.json`` under ``roots``, most thorough profile first."""
-    order = ["full", "seed", "cpu-long", "medium", "quick", "smoke"]
-    found = [run.parent for root in roots for run in Path(root).glob("runs/*/history.json")]
-    return sorted(found, key=lambda run: (order.index(run.name) if run.name in order else len(order), str(run)))
+def meets_target(name: str, value: float, bound: float) -> bool:
+    """Whether the metric ``name`` at ``value`` meets ``bound``: at most the bound for a depth
+    error (a name starting with ``depth``), at least it for everything else (IoUs)."""
+    return value <= bound if name.startswith("depth") else value >= bound

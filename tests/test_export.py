@@ -137,7 +137,7 @@ def test_format_errors_and_failed_checks_leave_nothing(checkpoint, tmp_path, mon
 
 def test_cli_export_errors(checkpoint, tmp_path, capsys):
     for args, message in ((["--checkpoint", str(tmp_path / "none.pt"), "--out", str(tmp_path / "a.pt2")], "does not exist"),
-                          (["--checkpoint", str(checkpoint), "--out", str(tmp_path / "a.onnx")], "cannot tell the format"),
+                          (["--checkpoint", str(checkpoint), "--out", str(tmp_path / "a.bin")], "cannot tell the format"),
                           (["--checkpoint", str(checkpoint), "--out", str(tmp_path)], "is a folder"),
                           (["--checkpoint", str(checkpoint), "--out", str(tmp_path / "b.pt2"), "--size", "1", "2", "3"],
                            "--size takes N or H W")):

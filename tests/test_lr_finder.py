@@ -146,3 +146,23 @@ def test_plot_marks_the_suggestion():
     ax = plot_lr_range(result, label="x")
     assert ax.get_xscale() == "log"
     assert any("steepest" in t.get_text() for t in ax.get_legend().get_texts())
+
+
+def test_the_lr_chapters_table_of_profiles_matches_the_profiles():
+    """book/lr_range.md writes the profiles' settings out by hand (the Training chapter comes later):
+    each row must say what make_config(profile) holds."""
+    from pathlib import Path
+
+    from dsnet.train import make_config
+
+    text = (Path(__file__).resolve().parent.parent / "book" / "lr_range.md").read_text()
+    rows = [line.split("|")[1:-1] for line in text.splitlines() if line.startswith("| ") and "|---" not in line]
+    table = {cells[0].strip(): [c.strip() for c in cells] for cells in rows[1:]}
+    assert set(table) == {"quick", "medium", "cpu-long", "full", "seed"}
+    for profile, (_, optimizer, batch, sizes, lr, *_) in table.items():
+        config = make_config(profile)
+        assert optimizer.split(",")[0].lower() == config.optimizer.lower(), profile
+        assert int(batch) == config.batch_size, profile
+        assert [int(s) for s in sizes.replace("then", ",").replace(" ", "").split(",") if s] == \
+            [size for size, _ in config.stages], profile
+        assert float(lr.split()[0]) == config.lr, profile

@@ -1,4 +1,5 @@
-"""dsnet.plots: the figures of training and prediction draw what they say, and big photos small."""
+"""dsnet.plots: the figures of training and prediction draw what they say, and big photos small; the
+blocks and arrows of the network diagrams land where they are asked to."""
 from __future__ import annotations
 
 import matplotlib
@@ -14,7 +15,9 @@ from PIL import Image  # noqa: E402
 import dsnet.plots  # noqa: E402
 from dsnet.inference import PredictionResult  # noqa: E402
 from dsnet.model import Prediction  # noqa: E402
-from dsnet.plots import DISPLAY_SIDE, plot_history, plot_prediction, plot_predictions  # noqa: E402
+from dsnet.plots import (  # noqa: E402
+    BLOCK_COLORS, BOX_PAD, DISPLAY_SIDE, block_arrow, block_box, block_edge, block_note, plot_history,
+    plot_prediction, plot_predictions)
 
 
 @pytest.fixture(autouse=True)
@@ -69,3 +72,26 @@ def test_a_large_photo_is_drawn_small(monkeypatch):
     assert DISPLAY_SIDE == 1024
     axes = plot_prediction(np.zeros((100, 200, 3), np.uint8), result_for(100, 200))
     assert [ax.get_images()[0].get_array().shape[:2] for ax in axes] == [(25, 50)] * 3
+
+
+def test_a_diagram_draws_one_box_per_block_and_one_arrow_per_link():
+    _, ax = plt.subplots()
+    p1 = block_box(ax, 0, 2, "P1", "224×224×16", "prep")
+    p2 = block_box(ax, 0, 1, "P2", "112×112×32", "prep", w=1.5, h=1.0)
+    out = block_box(ax, 2, 1, "out", "", "out")
+    arrows = [block_arrow(ax, p1, p2), block_arrow(ax, p2, out, dashed=True)]
+    block_note(ax, 2, 0.4, "logits", ha="center")
+    assert (p1, p2) == ((0, 2, 1.25, 0.66), (0, 1, 1.5, 1.0))
+    assert len(ax.patches) == 5
+    assert [patch.get_facecolor() for patch in ax.patches[:3]] == [
+        matplotlib.colors.to_rgba(BLOCK_COLORS[kind]) for kind in ("prep", "prep", "out")]
+    assert [t.get_text() for t in ax.texts] == ["P1", "224×224×16", "P2", "112×112×32", "out", "logits"]
+    assert [a.get_linestyle() for a in arrows] == ["-", "--"]
+    plt.gcf().canvas.draw()      # renders with the Agg backend
+
+
+def test_an_arrow_leaves_a_block_at_its_border():
+    assert block_edge((1, 2), (5, 2)) == (1, 2)                                  # a point: at once
+    assert block_edge((0, 0, 2.0, 1.0), (4, 0)) == (1.0, 0)                      # sideways: the side
+    assert block_edge((0, 0, 2.0, 1.0), (0, -3)) == (0, -(0.5 + BOX_PAD))        # down: the border
+    assert block_edge((0, 0, 1.25), (0, 1)) == (0, 0.33 + BOX_PAD)              # default height 0.66

@@ -187,3 +187,8 @@ def test_clean_up_is_a_closing_then_an_opening_with_max_pooling():
 
     x = torch.nn.functional.pad(masks, (4, 4, 4, 4))
     assert torch.equal(proxy.clean_up(masks), dilate(erode(erode(dilate(x))))[..., 4:-4, 4:-4])
+    for size in (1, 5, 7):
+        assert torch.equal(proxy.max_filter(masks, size), pool(masks, size, stride=1, padding=size // 2)), size
+    assert torch.equal(proxy.clean_up(masks, size=1), masks)
+    with pytest.raises(ValueError, match="odd number of pixels"):
+        proxy.clean_up(masks, size=4)

@@ -1,28 +1,16 @@
-"""The trainer: config errors, exact resume, the non-finite guard, DDP on two CPU processes, CLI."""
+"""The trainer: config errors, realism, init, profiles, the non-finite guard, the CLI (the pieces of a
+run it composes, resume and DDP among them, are tested in test_runs.py)."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import dsnet.train as training
-from dsnet.io import load_checkpoint
 from dsnet.train import NonFiniteLoss, make_config, train
-
-TINY = dict(stages=((64, 2),), train_samples=32, val_samples=8, test_samples=8, batch_size=8, log_every=2)
-
-
-def tiny(tmp_path: Path, **overrides) -> training.TrainConfig:
-    return make_config("quick", **{**TINY, "out_dir": str(tmp_path / "run"), **overrides})
-
-
-def quiet(_message: str) -> None:
-    pass
+from helpers import quiet, tiny
 
 
 def test_config_errors_name_the_problem():
@@ -91,51 +79,6 @@ def test_progressive_resizing_schedule():
     assert [config.size_at(e) for e in range(config.epochs)] == [96] * 4 + [160] * 4 + [224] * 4
 
 
-def test_resume_continues_exactly(tmp_path, monkeypatch):
-    straight = train(tiny(tmp_path / "a", augment=True, jpeg=True), log=quiet)
-
-    calls = []
-    real_save = training.save_checkpoint
-
-    def save_then_crash(state, path):
-        real_save(state, path)
-        calls.append(path)
-        if state["epoch"] == 0 and Path(path).name == "best.pt":
-            raise KeyboardInterrupt  # the machine went away after epoch 1 was saved
-
-    monkeypatch.setattr(training, "save_checkpoint", save_then_crash)
-    config = tiny(tmp_path / "b", augment=True, jpeg=True)
-    with pytest.raises(KeyboardInterrupt):
-        train(config, log=quiet)
-    monkeypatch.setattr(training, "save_checkpoint", real_save)
-    messages = []
-    resumed = train(config, resume=True, log=messages.append)
-
-    assert messages[0].startswith("resumed from") and "after epoch 1 of 2" in messages[0]
-    for (name, a), b in zip(straight.model.state_dict().items(), resumed.model.state_dict().values()):
-        assert torch.allclose(a.float(), b.float(), atol=1e-5), name
-    keep = ("epoch", "step", "lr", "train_loss", "val_loss", "val_mask_iou", "val_depth_rmse")
-    assert [{k: pytest.approx(h[k], rel=1e-4) for k in keep} for h in straight.history] == \
-        [{k: h[k] for k in keep} for h in resumed.history]
-
-
-def test_checkpoints_load_safely_and_leave_no_temporary_files(tmp_path):
-    config = tiny(tmp_path)
-    result = train(config, log=quiet)
-    run = Path(config.out_dir)
-    assert sorted(p.name for p in run.iterdir()) == ["best.pt", "history.json", "last.pt", "test.json"]
-    state = load_checkpoint(run / "last.pt")  # weights_only=True inside
-    assert state["epoch"] == 1 and state["step"] == 8 and state["config"]["stages"] == [[64, 2]]
-    assert result.best_checkpoint == run / "best.pt"
-    assert set(result.test) >= {"loss", "mask_iou", "mask_soft_iou", "depth_rmse", "depth_abs_rel", "depth_delta1"}
-
-
-def test_resume_refuses_another_config(tmp_path):
-    train(tiny(tmp_path), log=quiet)
-    with pytest.raises(ValueError, match="written with another config"):
-        train(tiny(tmp_path, lr=1e-4), resume=True, log=quiet)
-
-
 def test_a_non_finite_loss_stops_training_and_names_the_step(tmp_path, monkeypatch):
     real_build = training.build_loss
 
@@ -154,31 +97,6 @@ def test_a_non_finite_loss_stops_training_and_names_the_step(tmp_path, monkeypat
     with pytest.raises(NonFiniteLoss, match=r"NaN or infinite at step 6; training stopped; the last good "
                                             r"checkpoint is .*last\.pt"):
         train(tiny(tmp_path), log=quiet)
-
-
-def _ddp_worker(rank: int, world: int, port: int, out: str) -> None:
-    os.environ.update(RANK=str(rank), WORLD_SIZE=str(world), LOCAL_RANK=str(rank),
-                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
-    torch.set_num_threads(1)
-    config = make_config("quick", **{**TINY, "out_dir": out, "device": "cpu"})
-    result = train(config, log=lambda message: None)
-    torch.save(result.model.state_dict(), Path(out) / f"rank{rank}.pt")
-    torch.distributed.destroy_process_group()
-
-
-def test_ddp_on_two_cpu_processes_ends_with_identical_weights(tmp_path):
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
-    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
-    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
-    assert rank0.keys() == rank1.keys()
-    assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
-    fresh = training.DSResNet().state_dict()
-    assert not torch.equal(rank0["merge.weight"], fresh["merge.weight"])  # it did train
 
 
 def test_cli_rejects_bad_options_with_exit_2():

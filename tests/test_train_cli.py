@@ -11,6 +11,7 @@ import torch
 
 import dsnet.train as training
 from dsnet.cli import main
+from dsnet.data import SyntheticMuseum
 from dsnet.train import TrainConfig, make_config, train
 
 TINY = ["--stages", "64:1", "--train-samples", "64", "--val-samples", "8", "--test-samples", "8",
@@ -183,7 +184,7 @@ def test_gradient_accumulation_splits_the_batch_into_micro_batches(monkeypatch):
         return real(prediction, batch)
 
     run.loss_fn = spy
-    batch = training.SyntheticMuseum(64, length=16, seed=0).batch(range(16))
+    batch = SyntheticMuseum(64, length=16, seed=0).batch(range(16))
     loss = training.train_step(run, batch)
     assert seen == [4, 4, 4, 4] and run.step == 1 and torch.isfinite(loss)
     with pytest.raises(ValueError, match="batch_size 16 does not split into accumulate=3"):

@@ -26,7 +26,7 @@ import re
 from pathlib import Path
 
 from dsnet.commands import UsageError
-from dsnet.files import shown
+from dsnet.files import probe_writable, shown
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
@@ -164,20 +164,13 @@ def check_clashes(names: list[str], out: Path, figures: bool) -> None:
 
 def check_out(out: Path) -> None:
     """Create ``out`` if needed; UsageError unless it is a writable folder."""
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UsageError(f"cannot create the output folder {shown(out)} "
-                         f"({error.strerror or type(error).__name__})") from None
-    if not out.is_dir():
+    if out.exists() and not out.is_dir():
         raise UsageError(f"--out {shown(out)} is not a folder")
-    probe = out / f".dsnet-write-test-{os.getpid()}"
     try:
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(out)
     except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise UsageError(f"cannot write to the output folder {shown(out)} ({reason})") from None
+        reason, doing = error.strerror or type(error).__name__, "write to" if out.is_dir() else "create"
+        raise UsageError(f"cannot {doing} the output folder {shown(out)} ({reason})") from None
 
 
 def run(args: argparse.Namespace) -> int:

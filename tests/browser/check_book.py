@@ -21,14 +21,21 @@ chapters are covered without edits here), checks:
   it points at exists on the target page;
 * a chapter with a paired notebook has a Colab button that opens that notebook
   (``.../blob/<branch>/book/NAME.ipynb``, from ``repository`` in ``_config.yml``);
+* every formula is typeset by MathJax (each ``.math`` element holds an ``mjx-container``) and no
+  page shows a raw ``$$``;
 * the root ``index.html`` redirects to a page of the book;
+* the page "Try it in your browser" runs DSResNet on pairs chosen through its file inputs and gives
+  what PyTorch gives (``check_try.py`` says how); it prints the time per pair at 224 px;
+* no page, and no worker of a page, asked for anything but the local server: Chromium's network
+  log (``--log-net-log``) lists every request the browser made, and every one that a page made
+  must go to 127.0.0.1;
 
 and saves a full-page screenshot to ``_build/screenshots/NAME.png``. It prints a table of the
 pages and exits 1 with a per-page list of the failures.
 
 Chromium runs offline: every host except 127.0.0.1 is unresolvable (``--host-resolver-rules``),
-so the result never depends on the network, and CDN assets (MathJax, the widget manager) are
-simply absent, as for a reader without internet.
+so the result never depends on the network, and a page that still loaded something from a CDN
+would fail the network check, as it would fail a reader without internet.
 """
 from __future__ import annotations
 
@@ -36,6 +43,7 @@ import argparse
 import functools
 import html.parser
 import http.server
+import json
 import shutil
 import sys
 import tempfile
@@ -46,6 +54,8 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from check_try import TRY_PAGE, check_try_page
 
 ROOT = Path(__file__).resolve().parents[2]
 SKIP_DIRS = {"_static", "_sources", "_images", "_sphinx_design_static", "_panels_static"}
@@ -69,6 +79,15 @@ window.scrollTo(0, 0);
 const deadline = Date.now() + 10000;
 while (Date.now() < deadline && [...document.images].some(i => !i.complete))
   await new Promise(r => setTimeout(r, 100));
+// Formulas: wait for MathJax's first typesetting, then count what it left untouched.
+if (window.MathJax && MathJax.startup && MathJax.startup.promise)
+  await Promise.race([MathJax.startup.promise, new Promise(r => setTimeout(r, 10000))]);
+const maths = [...document.querySelectorAll(".math")];
+const prose = document.createTreeWalker(document.querySelector("main") || document.body, NodeFilter.SHOW_TEXT, {
+  acceptNode: n => n.parentElement.closest("pre, code, script, style, .highlight, mjx-container")
+    ? NodeFilter.FILTER_REJECT : NodeFilter.FILTER_ACCEPT});
+let rawDollars = 0;
+while (prose.nextNode()) if (prose.currentNode.textContent.includes("$$")) rawDollars++;
 const h1 = document.querySelector("main h1, article h1, h1");
 const outputs = [...document.querySelectorAll(".cell_output")].map(el => ({
   text: el.innerText,
@@ -88,6 +107,8 @@ done({
   assets: [...urls("link[href]", "href"), ...urls("script[src]", "src"), ...urls("img[src]", "src")],
   colab: urls("a[href*='colab.research.google.com']", "href"),
   loadMs: nav ? Math.round(nav.loadEventEnd - nav.startTime) : -1,
+  math: {count: maths.length, untypeset: maths.filter(m => !m.querySelector("mjx-container")).length,
+         rawDollars: rawDollars},
   width: document.documentElement.scrollWidth,
   height: height(),
 });
@@ -231,12 +252,14 @@ def output_problems(outputs: list[dict]) -> list[str]:
 
 # ------------------------------------------------------------------ the browser
 def start_browser(chromium: str, chromedriver: str, profile: Path):
+    """Chromium under Selenium, with its profile and its network log (``netlog.json``, written
+    when it quits) in ``profile``."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}"]:
+    for flag in CHROMIUM_FLAGS + [f"--user-data-dir={profile}", f"--log-net-log={profile / 'netlog.json'}"]:
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=chromedriver), options=options)
     driver.set_page_load_timeout(60)
@@ -281,6 +304,11 @@ def check_page(driver, base: str, page: str, config: dict, links: LinkChecker, s
     problems += [f"image {i['src']} did not load" for i in state["images"] if not i["ok"]]
     problems += output_problems(state["outputs"])
     problems += [f"the page shows {m!r} (a widget that did not render)" for m in WIDGET_MARKERS if m in state["body"]]
+    math = state["math"]
+    if math["untypeset"]:
+        problems.append(f"{math['untypeset']} of {math['count']} formulas not typeset by MathJax")
+    if math["rawDollars"]:
+        problems.append(f"{math['rawDollars']} piece(s) of text show a raw '$$' (a formula that was not parsed)")
 
     same_origin = [u for u in state["links"] if u.startswith(links.origin)]
     result.links = len(set(u.partition("#")[0] for u in same_origin))
@@ -308,6 +336,44 @@ def check_root_redirect(driver, base: str, book_pages: list[str]) -> list[str]:
         time.sleep(0.1)
     landed = driver.current_url[len(base):].partition("#")[0]
     return [] if landed in book_pages else [f"index.html leads to {driver.current_url}, not to a page of the book"]
+
+
+def check_try(driver, base: str, html: Path, book_pages: list[str]) -> PageResult:
+    """The page "Try it in your browser" running DSResNet (``check_try.py``); prints its timings."""
+    result = PageResult(f"{TRY_PAGE} (DSResNet in the page)")
+    if TRY_PAGE not in book_pages:
+        result.problems = [f"the built book has no page {TRY_PAGE}"]
+        return result
+    try:
+        result.problems, report = check_try_page(driver, base, html)
+    except Exception as error:  # a broken page or driver is a failed check, not a crash
+        result.problems, report = [f"{type(error).__name__}: {str(error).strip().splitlines()[0]}"], []
+    for line in report:
+        print(f"try it in your browser: {line}")
+    return result
+
+
+def network_problems(netlog: Path, origin: str) -> list[str]:
+    """Every request that a page of the book (or a worker of one) made to anything but ``origin``,
+    from Chromium's network log ``netlog``. Requests that the browser makes for itself (update
+    checks and the like, with no initiating page) are not the book's and are left out."""
+    if not netlog.is_file():
+        return [f"Chromium wrote no network log ({netlog})"]
+    text = netlog.read_text(encoding="utf-8", errors="replace").rstrip()
+    try:
+        log = json.loads(text)
+    except json.JSONDecodeError:          # a log cut short, by a browser that did not quit cleanly
+        try:
+            log = json.loads(text.rstrip(",") + "]}")
+        except json.JSONDecodeError:
+            return ["Chromium's network log cannot be read"]
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    requests = [e.get("params") or {} for e in log.get("events", []) if e.get("type") == start]
+    if not any(r.get("url", "").startswith(origin) for r in requests):
+        return ["Chromium's network log holds no request to the local server: it logged nothing"]
+    return sorted({f"{r['initiator']} asked for {r['url'][:150]}" for r in requests
+                   if str(r.get("initiator", "")).startswith(("http://", "https://"))
+                   and not r.get("url", "").startswith((origin, "data:", "blob:"))})
 
 
 # ------------------------------------------------------------------ main
@@ -348,8 +414,12 @@ def main(argv: list[str] | None = None) -> int:
                 root = PageResult("index.html (redirect)")
                 root.problems = check_root_redirect(driver, base, book_pages)
                 results.append(root)
+            results.append(check_try(driver, base, args.html, book_pages))
         finally:
             driver.quit()
+        network = PageResult("network: every request of every page")
+        network.problems = network_problems(profile / "netlog.json", base)
+        results.append(network)
     finally:
         server.shutdown()
         shutil.rmtree(profile, ignore_errors=True)

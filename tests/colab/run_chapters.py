@@ -1,18 +1,22 @@
 """Run the stored chapter notebooks the way a Colab reader gets them. Executed by
 ``tests/test_colab.py`` with the Python of a virtual environment pinned to Colab's packages.
 
-    python run_chapters.py WHEEL OUT NOTEBOOK...
+    python run_chapters.py [--jobs N] WHEEL OUT NOTEBOOK...
 
 For each notebook: ``google.colab`` is present in the kernel (an IPython startup file puts a
 stand-in module into ``sys.modules``), the Colab setup cell installs ``dsnet[colab]`` from WHEEL (a
 wheel built from this checkout) instead of from GitHub, and the kernel starts in an empty folder
 of its own under OUT, as a fresh Colab runtime would. Prints one line per notebook and exits 1 if
-any failed, with the failing cell's error.
+any failed, with the failing cell's error. With ``--jobs N`` the first notebook runs alone (its
+setup cell installs into the bare environment) and the others N at a time, each in a process of
+its own whose kernel uses one thread, so N notebooks share N cores without oversubscribing them.
 """
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -65,21 +69,46 @@ def run(path: Path, wheel: Path, out: Path) -> str | None:
     return None
 
 
+def run_one(path: Path, wheel: Path, out: Path) -> bool:
+    """Run one notebook and print its line (and its error); True if it passed."""
+    started = time.perf_counter()
+    error = run(path, wheel, out)
+    print(f"{path.name}: {'FAILED' if error else 'ok'} in {time.perf_counter() - started:.0f} s", flush=True)
+    if error:
+        print(error, flush=True)
+    return error is None
+
+
+def run_in_child(path: Path, wheel: Path, out: Path) -> tuple[bool, str]:
+    """Run one notebook in a process of its own whose kernel uses one thread (OMP/MKL/torch)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    child = subprocess.run([sys.executable, __file__, "--one", str(wheel), str(out), str(path)],
+                           capture_output=True, text=True, env=env)
+    return child.returncode == 0, child.stdout + child.stderr
+
+
 def main(argv: list[str]) -> int:
+    jobs = 1
+    if argv[:1] == ["--jobs"]:
+        jobs, argv = int(argv[1]), argv[2:]
+    one = argv[:1] == ["--one"]
+    argv = argv[1:] if one else argv
     wheel, out, notebooks = Path(argv[0]).resolve(), Path(argv[1]).resolve(), [Path(p) for p in argv[2:]]
     ipython = out / "ipython"
     (ipython / "profile_default" / "startup").mkdir(parents=True, exist_ok=True)
     (ipython / "profile_default" / "startup" / "00-google-colab.py").write_text(COLAB_STARTUP)
     os.environ["IPYTHONDIR"] = str(ipython)
-    failed = 0
-    for path in notebooks:
-        started = time.perf_counter()
-        error = run(path, wheel, out)
-        print(f"{path.name}: {'FAILED' if error else 'ok'} in {time.perf_counter() - started:.0f} s", flush=True)
-        if error:
-            print(error, flush=True)
-            failed += 1
-    return 1 if failed else 0
+    if one or jobs == 1:
+        return 0 if all([run_one(path, wheel, out) for path in notebooks]) else 1
+    # The first notebook alone: its setup cell installs dsnet[colab] into the bare environment. The
+    # others then run `jobs` at a time, each kernel on one thread, so that no more threads run than
+    # `jobs` cores (their outputs are not compared here, only that every cell runs).
+    passed = run_one(notebooks[0], wheel, out)
+    with concurrent.futures.ThreadPoolExecutor(jobs) as pool:
+        for ok, printed in pool.map(lambda path: run_in_child(path, wheel, out), notebooks[1:]):
+            print(printed, end="", flush=True)
+            passed &= ok
+    return 0 if passed else 1
 
 
 if __name__ == "__main__":
