@@ -68,14 +68,19 @@ def suggest_lr(lrs: Sequence[float], smoothed: Sequence[float]) -> float:
 
 
 # book/lr_range.md, line 208
-def _optimizer(name: str | torch.optim.Optimizer, model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
-    if isinstance(name, torch.optim.Optimizer):
-        return name
+def make_optimizer(name: str, model: nn.Module, lr: float, weight_decay: float,
+                   fused: bool = False) -> torch.optim.Optimizer:
+    """The optimizer ``name`` over every parameter of ``model``: ``"adamw"`` (decoupled weight
+    decay) or ``"sgd"`` (momentum 0.9), the two that the range test and the trainer use."""
     if name == "sgd":
-        return torch.optim.SGD(model.parameters(), lr=1.0, momentum=0.9, weight_decay=weight_decay)
+        return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=weight_decay, fused=fused)
     if name == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=1.0, weight_decay=weight_decay)
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay, fused=fused)
     raise ValueError(f"unknown optimizer {name!r}; choose sgd or adamw, or pass a torch optimizer")
+
+
+def _optimizer(name: str | torch.optim.Optimizer, model: nn.Module, weight_decay: float) -> torch.optim.Optimizer:
+    return name if isinstance(name, torch.optim.Optimizer) else make_optimizer(name, model, 1.0, weight_decay)
 
 
 def _batches(batches: Iterable[dict[str, Tensor]], steps: int):
@@ -136,7 +141,7 @@ def lr_range_test(model: nn.Module, batches: Iterable[dict[str, Tensor]], loss_f
     return LRRangeResult(seen, losses, smoothed, suggestion, diverged)
 
 
-# book/lr_range.md, line 281
+# book/lr_range.md, line 286
 def plot_lr_range(result: LRRangeResult, ax=None, label: str = ""):
     """The loss against the learning rate (log scale), with the suggestion marked."""
     import matplotlib.pyplot as plt

@@ -92,6 +92,19 @@ def _segment_distance(px: np.ndarray, py: np.ndarray, a: np.ndarray, b: np.ndarr
     return np.hypot(px - ax - s * bx, py - ay - s * by)
 
 
+_NEAR = 3.0   # pixels beyond a capsule's rim still measured: the soft edge reaches at most 1 pixel out
+
+
+def _near(a: np.ndarray, b: np.ndarray, radius: np.ndarray, size: int) -> list[tuple[slice, slice]]:
+    """For each capsule ``a``-``b`` ``(P, 2)`` of ``radius`` ``(P,)`` pixels, the rows and columns of
+    the ``size`` x ``size`` frame within :data:`_NEAR` pixels of it (a box, maybe empty)."""
+    reach = radius + _NEAR
+    low, high = np.minimum(a, b) - reach[:, None], np.maximum(a, b) + reach[:, None]
+    low = np.clip(np.floor(low), 0, size).astype(int)
+    high = np.clip(np.ceil(high) + 1, 0, size).astype(int)
+    return [(slice(y0, y1), slice(x0, x1)) for (x0, y0), (x1, y1) in zip(low, high)]
+
+
 @dataclass
 class _Figures:
     """Figures of one pair in metres: capsule ends ``a``, ``b`` ``(F, 10, 2)`` (x right, y up,
@@ -105,7 +118,8 @@ class _Figures:
     scale: np.ndarray
 
     def distances(self, size: int, pixels_per_metre: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Signed distance ``(H, W)`` in pixels to the figures' outline (negative inside), the
+        """Signed distance ``(H, W)`` in pixels to the figures' outline (negative inside; ``inf``
+        farther than :data:`_NEAR` pixels from every capsule, where nothing is drawn), the
         index ``(H, W)`` of the nearest capsule (figure * 10 + capsule) and that capsule's radius
         in pixels ``(H, W)``, with ``pixels_per_metre`` for the nearest figure."""
         py, px = np.mgrid[0:size, 0:size].astype(np.float32) + 0.5
@@ -114,7 +128,9 @@ class _Figures:
         flip = np.array([1.0, -1.0])                         # y up in metres, rows down in pixels
         a, b = (feet + self.a * s * flip).reshape(-1, 2), (feet + self.b * s * flip).reshape(-1, 2)
         radius = (self.r * s[..., 0]).reshape(-1)
-        d = _segment_distance(px, py, a, b) - radius[:, None, None]
+        d = np.full((len(radius), size, size), np.inf)
+        for k, (rows, cols) in enumerate(_near(a, b, radius, size)):   # elsewhere alpha is 0 whatever d is
+            d[k, rows, cols] = _segment_distance(px[rows, cols], py[rows, cols], a[k:k + 1], b[k:k + 1])[0] - radius[k]
         nearest = d.argmin(0)
         return np.take_along_axis(d, nearest[None], 0)[0], nearest, radius[nearest]
 
@@ -334,7 +350,8 @@ def evaluate_proxy(model: Method = None, pairs: dict[str, Tensor] | None = None,
     arrays, with ``device``, ``batch_size``, ``size=predict_size`` and ``align``; or any other function
     ``fn(bg, bg_fg)`` of two such arrays that returns masks ``(N, H, W)`` or a result with a
     ``.mask``."""
-    from dsnet.inference import Predictor, predict
+    from dsnet.inference import Predictor, load_predictor, plan_sizes, predict
+    from dsnet.io import pretrained_manifest
 
     pairs = proxy_pairs(count, size, seed, jpeg_quality) if pairs is None else pairs
     missing = {"bg", "bg_fg", "mask"} - set(pairs)
@@ -342,7 +359,12 @@ def evaluate_proxy(model: Method = None, pairs: dict[str, Tensor] | None = None,
         raise ValueError(f"pairs lacks {sorted(missing)}: pass what proxy_pairs returns")
     bg, bg_fg = ((pairs[k].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy() for k in ("bg", "bg_fg"))
     if model is None or isinstance(model, (str, os.PathLike, nn.Module, Predictor)):
-        result = predict(bg, bg_fg, model, size=predict_size, device=device, batch_size=batch_size, align=align)
+        size = predict_size
+        if size is None:   # only the mask is scored: the one pass that predict's default plans for the mask
+            model = load_predictor(model, device) if isinstance(model, (str, os.PathLike)) else model
+            train_size = pretrained_manifest()["image_size"] if model is None else getattr(model, "train_size", None)
+            size = plan_sizes(bg.shape[1], bg.shape[2], None, train_size)[0]
+        result = predict(bg, bg_fg, model, size=size, device=device, batch_size=batch_size, align=align)
     elif callable(model):
         result = model(bg, bg_fg)
     else:

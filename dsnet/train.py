@@ -9,6 +9,7 @@ shared among processes, config checks, checkpoints that resume exactly, the run'
 from :mod:`dsnet.runs`."""
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
@@ -28,6 +29,7 @@ from dsnet.device import amp_dtype, pick_device, precision_name
 from dsnet.files import atomic_write, atomic_write_text
 from dsnet.io import load_checkpoint, load_pretrained, load_weights
 from dsnet.losses import build_loss
+from dsnet.lr_finder import make_optimizer
 from dsnet.metrics import SegDepthMetrics
 from dsnet.model import DSResNet
 from dsnet.progress import progress
@@ -36,7 +38,7 @@ from dsnet.runs import (Ranks, config_problem, eval_batches, join_processes, pre
 from dsnet.runs import find_runs as find_runs  # re-exported: the Results chapter imports it from here
 
 
-# book/training.md, line 155
+# book/training.md, line 157
 def option(default: Any, help: str) -> Any:
     """A config field with its command-line help text."""
     return field(default=default, metadata={"help": help})
@@ -115,7 +117,7 @@ class TrainConfig:
         return config
 
 
-# book/training.md, line 291
+# book/training.md, line 293
 PROFILES: dict[str, dict[str, Any]] = {
     "quick": dict(stages=((64, 5), (96, 1)), train_samples=1536, batch_size=16, lr=2e-3,
                   loss="2*rmse:depth + bce:mask", out_dir="runs/quick"),
@@ -153,7 +155,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
     return config
 
 
-# book/training.md, line 404
+# book/training.md, line 406
 def predict_batch(model: nn.Module, batch: dict[str, Tensor], config: TrainConfig,
                   dtype: torch.dtype | None):
     """The model's float32 logits for ``batch`` (mixed precision inside when ``dtype`` is set)."""
@@ -182,7 +184,7 @@ def evaluate(model: nn.Module, batches, loss_fn: nn.Module, config: TrainConfig,
     return {"loss": (totals[0] / totals[1]).item(), **metrics.compute()}
 
 
-# book/training.md, line 442
+# book/training.md, line 444
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training stops instead of ruining the weights."""
 
@@ -214,13 +216,10 @@ class Run:
         return Path(self.config.out_dir)
 
 
-# book/training.md, line 478
+# book/training.md, line 480
 def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
-    fused = config.fused and device.type == "cuda"
-    if config.optimizer == "adamw":
-        return torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
-    return torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, weight_decay=config.weight_decay,
-                           fused=fused)
+    return make_optimizer(config.optimizer, model, config.lr, config.weight_decay,
+                          fused=config.fused and device.type == "cuda")
 
 
 def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
@@ -262,7 +261,7 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
                bad_step=torch.full((), -1, dtype=torch.long, device=device))
 
 
-# book/training.md, line 538
+# book/training.md, line 565
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
     (detached) mean loss."""
@@ -274,9 +273,10 @@ def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     run.optimizer.zero_grad(set_to_none=True)
     parts = [{k: v.chunk(config.accumulate)[i] for k, v in batch.items()} for i in range(config.accumulate)]
     loss = torch.zeros((), device=run.device)
-    for part in parts:
-        part_loss = run.loss_fn(predict_batch(run.net, part, config, run.dtype), part).total / len(parts)
-        run.scaler.scale(part_loss).backward()
+    for i, part in enumerate(parts):
+        with gradient_sync(run, last=i == len(parts) - 1):
+            part_loss = run.loss_fn(predict_batch(run.net, part, config, run.dtype), part).total / len(parts)
+            run.scaler.scale(part_loss).backward()
         loss = loss + part_loss.detach()
     run.bad_step = torch.where((run.bad_step < 0) & ~torch.isfinite(loss), run.step, run.bad_step)
     run.scaler.step(run.optimizer)
@@ -285,6 +285,15 @@ def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
         run.scheduler.step()
     run.step += 1
     return loss.detach()
+
+
+def gradient_sync(run: Run, last: bool):
+    """Under DDP, gradients are all-reduced once per step, on its ``last`` micro-batch: the others
+    run in ``no_sync()`` and only add up locally. Elsewhere a context that does nothing."""
+    ddp = getattr(run.net, "_orig_mod", run.net)          # under the torch.compile wrapper, if any
+    if last or not isinstance(ddp, nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return ddp.no_sync()
 
 
 def stop_if_non_finite(run: Run) -> None:
@@ -296,7 +305,7 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-# book/training.md, line 586
+# book/training.md, line 623
 def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
     """Train one epoch and validate; returns the epoch's record (also appended to the history).
     ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
@@ -338,7 +347,7 @@ def epoch_line(run: Run, record: dict[str, Any]) -> str:
             f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
 
 
-# book/training.md, line 638
+# book/training.md, line 675
 def final_test(run: Run) -> dict[str, float]:
     """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
     if run.ranks.world > 1:
@@ -352,7 +361,7 @@ def final_test(run: Run) -> dict[str, float]:
     return test
 
 
-# book/training.md, line 660
+# book/training.md, line 697
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -399,7 +408,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     return finish_run(start_run(config, resume, overwrite, log), log)
 
 
-# book/training.md, line 710
+# book/training.md, line 747
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`train`. ``dsnet.train`` is exported as the function, but once
     the module of the same name is imported Python binds ``dsnet.train`` to the module; calling it
@@ -413,7 +422,7 @@ if __name__ == "dsnet.train":                     # the package's module, not a 
     sys.modules[__name__].__class__ = _CallableModule
 
 
-# book/training.md, line 732
+# book/training.md, line 769
 @torch.no_grad()
 def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
@@ -428,7 +437,7 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     plt.close(fig)
 
 
-# book/training.md, line 896
+# book/training.md, line 933
 TARGETS: dict[str, dict[str, float]] = {
     "quick": {"mask_iou": 0.90, "depth_rmse": 0.06},
     "full": {"mask_iou": 0.98, "mask_soft_iou": 0.95, "depth_rmse": 0.02},

@@ -35,7 +35,8 @@ SLOW_FIRST = ("using", "proxy", "training_results", "training", "training_runs",
 
 
 def pip(python: Path, *args: str) -> None:
-    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", *args],
+    # --no-compile: no bytecode for all of torch up front; a kernel compiles what it imports
+    subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile", *args],
                    check=True, timeout=900)
 
 

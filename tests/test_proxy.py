@@ -192,3 +192,10 @@ def test_clean_up_is_a_closing_then_an_opening_with_max_pooling():
     assert torch.equal(proxy.clean_up(masks, size=1), masks)
     with pytest.raises(ValueError, match="odd number of pixels"):
         proxy.clean_up(masks, size=4)
+
+
+def test_the_proxy_scores_the_mask_that_predict_returns_by_default():
+    pairs = proxy.proxy_pairs(4, 224, seed=0)
+    bg, bg_fg = ((pairs[k].permute(0, 2, 3, 1) * 255).round().to(torch.uint8).numpy() for k in ("bg", "bg_fg"))
+    # one pass at the mask's planned size instead of predict's two: the same masks
+    assert np.array_equal(proxy.evaluate_proxy(None, pairs).masks, predict(bg, bg_fg).mask)

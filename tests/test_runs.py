@@ -84,3 +84,33 @@ def test_ddp_on_two_cpu_processes_ends_with_identical_weights(tmp_path):
     assert all(torch.equal(rank0[k], rank1[k]) for k in rank0)
     fresh = training.DSResNet().state_dict()
     assert not torch.equal(rank0["merge.weight"], fresh["merge.weight"])  # it did train
+
+
+def _reductions_in_one_step(tmp_path: Path, accumulate: int) -> int:
+    """How many gradient buckets DDP all-reduces in one optimizer step of ``accumulate`` micro-batches."""
+    from dsnet.data import SyntheticMuseum
+
+    calls = []
+
+    def counting_hook(state, bucket):
+        calls.append(bucket.index())
+        done = torch.futures.Future()
+        done.set_result(bucket.buffer())
+        return done
+
+    run = training.build_run(tiny(tmp_path, accumulate=accumulate, device="cpu"), ranks=runs.Ranks(world=2),
+                             device=torch.device("cpu"))
+    run.net.register_comm_hook(None, counting_hook)
+    training.train_step(run, SyntheticMuseum(64, length=8, split="train").batch(range(8)))
+    return len(calls)
+
+
+def test_accumulated_micro_batches_all_reduce_once_per_step(tmp_path):
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'store'}", rank=0, world_size=1)
+    try:
+        once = _reductions_in_one_step(tmp_path / "one", accumulate=1)
+        assert once > 0 and _reductions_in_one_step(tmp_path / "four", accumulate=4) == once
+    finally:
+        dist.destroy_process_group()
