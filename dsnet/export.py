@@ -1,6 +1,6 @@
 # Generated from book/using.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/using.md, line 900
+# book/using.md, line 914
 """Export a trained DSResNet as a deployable artifact (``torch.export`` or TorchScript) with its
 input contract written next to it, checked against the eager model."""
 from __future__ import annotations
@@ -44,7 +44,7 @@ class Deployable(nn.Module):
         return torch.sigmoid(depth), torch.sigmoid(mask)
 
 
-# book/using.md, line 945
+# book/using.md, line 959
 def format_of(path: str | os.PathLike, format: str | None = None) -> str:
     """``format`` if given, else from the suffix: ``.pt2`` -> export, ``.ts``/``.pt``/``.jit`` -> torchscript."""
     if format is not None:

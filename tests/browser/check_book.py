@@ -25,7 +25,8 @@ chapters are covered without edits here), checks:
   page shows a raw ``$$``;
 * the root ``index.html`` redirects to a page of the book;
 * the page "Try it in your browser" runs DSResNet on pairs chosen through its file inputs and gives
-  what PyTorch gives (``check_try.py`` says how); it prints the time per pair at 224 px;
+  what PyTorch gives, and offers its three PNGs for download (``check_try.py`` says how); it
+  prints the time per pair at 224 px;
 * no page, and no worker of a page, asked for anything but the local server: Chromium's network
   log (``--log-net-log``) lists every request the browser made, and every one that a page made
   must go to 127.0.0.1;

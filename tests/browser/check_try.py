@@ -13,7 +13,9 @@ Through the page's own file inputs (Selenium ``send_keys``) it runs
   outputs are what the PyTorch model (the shipped weights, :class:`dsnet.export.Deployable`)
   gives on those same inputs (within ``TOLERANCE``: float32 arithmetic in both); the maps at the
   photo's size are ``dsnet.predict(..., align=False)``'s (within ``MAP_TOLERANCE``, the logits'
-  round trip through float32 probabilities) and the masks agree on all but ``MASK_FLIPS`` of the pixels.
+  round trip through float32 probabilities) and the masks agree on all but ``MASK_FLIPS`` of the pixels;
+  and the three PNGs it offers for download (overlay, depth, mask) are there, named after the pair,
+  at the photo's size, the mask's white pixels exactly where the page's mask is.
 
 The in-page time per pair at 224 px (the model's two passes) is reported, not judged.
 """
@@ -52,13 +54,62 @@ def _floats(text: str, shape: tuple[int, ...]):
     return np.frombuffer(base64.b64decode(text), dtype=np.float32).reshape(shape)
 
 
+DOWNLOADS = {"overlay": "dsnet-overlay-png", "depth": "dsnet-depth-png", "mask": "dsnet-mask-png"}
+READ_DOWNLOADS_JS = r"""
+const [ids, done] = [arguments[0], arguments[arguments.length - 1]];
+const until = Date.now() + 10000;   // the PNGs are encoded after the result is shown
+(async () => {
+  const ready = () => Object.values(ids).every((id) => (document.getElementById(id).getAttribute("href") || "").startsWith("blob:"));
+  while (!ready() && Date.now() < until) await new Promise((wake) => setTimeout(wake, 50));
+  const out = {};
+  for (const [kind, id] of Object.entries(ids)) {
+    const link = document.getElementById(id), href = link.getAttribute("href") || "";
+    if (!href.startsWith("blob:")) { out[kind] = null; continue; }
+    const bytes = new Uint8Array(await (await fetch(href)).arrayBuffer());
+    let text = "";
+    for (let i = 0; i < bytes.length; i += 0x8000) text += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000));
+    out[kind] = {name: link.download, png: btoa(text)};
+  }
+  done(out);
+})();
+"""
+
+
+def download_problems(driver, last: dict) -> list[str]:
+    """What is wrong with the three PNGs the page offers for download after the result ``last``:
+    each must be there, named ``*_KIND.png``, at the photo's size; the mask's white pixels must be
+    exactly where the page's mask probability is above one half."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    problems, files = [], driver.execute_async_script(READ_DOWNLOADS_JS, DOWNLOADS)
+    for kind, item in files.items():
+        if not item:
+            problems.append(f"no {kind} PNG to download")
+            continue
+        image = Image.open(io.BytesIO(base64.b64decode(item["png"])))
+        if not item["name"].endswith(f"_{kind}.png") or image.format != "PNG":
+            problems.append(f"the {kind} download is {item['name']!r}, a {image.format}, not a *_{kind}.png PNG")
+        elif image.size != (last["width"], last["height"]):
+            problems.append(f"the {kind} PNG is {image.size[0]}x{image.size[1]}, the photo {last['width']}x{last['height']}")
+        elif kind == "mask":
+            page = _floats(last["maps"]["mask"], (last["height"], last["width"])) > 0.5
+            if not np.array_equal(np.asarray(image.convert("L")) > 127, page):
+                problems.append("the mask PNG is not the page's mask")
+    return problems
+
+
 def run_pair(driver, bg: Path, bg_fg: Path | None = None, sample: int | None = None) -> tuple[str, str]:
     """Choose ``bg`` and ``bg_fg`` in the page's file inputs (or click sample button ``sample``)
     and wait for the page to finish: ``(state, status sentence)``, state "done" or "error"."""
     from selenium.webdriver.common.by import By
 
     driver.execute_script("for (const id of ['dsnet-bg', 'dsnet-bg-fg']) document.getElementById(id).value = '';"
-                          "document.getElementById('dsnet-try').dataset.state = 'test'; window.dsnetLast = undefined;")
+                          "for (const id of arguments[0]) document.getElementById(id).removeAttribute('href');"
+                          "document.getElementById('dsnet-try').dataset.state = 'test'; window.dsnetLast = undefined;",
+                          list(DOWNLOADS.values()))
     if sample is not None:
         driver.find_element(By.CSS_SELECTOR, f"button[data-sample='{sample}']").click()
     else:
@@ -177,6 +228,7 @@ def check_try_page(driver, base: str, html: Path) -> tuple[list[str], list[str]]
                 continue
             last = driver.execute_script(READ_LAST_JS)
             found, worst = compare(last, b, f, model, pretrained.train_size)
+            found += download_problems(driver, last)
             problems += [f"{label}: {problem}" for problem in found]
             sizes = ", ".join(f"{r['size'][1]}x{r['size'][0]} {r['ms']:.0f} ms" for r in last["passes"])
             report.append(f"{label}: the model took {last['modelMs']:.0f} ms ({sizes}; {last['threads']} thread(s)), "
