@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from dsnet.data import jpeg_round_trip
-from dsnet.metrics import hard_iou
+from dsnet.metrics import _ratio_or_one, hard_iou
 from dsnet.scene import Draws, figure_capsules, scene_uniforms
 
 if TYPE_CHECKING:
@@ -257,33 +257,33 @@ def difference_map(bg: Tensor, bg_fg: Tensor) -> Tensor:
     return (bg_fg.float() - bg.float()).abs().amax(1, keepdim=True)
 
 
-def max_filter(x: Tensor, size: int) -> Tensor:
-    """The largest value in the ``size`` x ``size`` square around each pixel of ``x`` ``(..., H, W)``,
-    the square cut off at the image's edge: ``F.max_pool2d(x, size, stride=1, padding=size // 2)``,
-    exactly, as two one-dimensional passes (several times faster on a CPU)."""
-    r = size // 2
-    x = F.pad(x, (r, r, r, r), value=float("-inf"))
+def _spread(masks: Tensor, size: int, reach_out: bool) -> Tensor:
+    """Bool ``masks`` ``(..., H, W)`` dilated (``reach_out``: any pixel of the ``size`` x ``size``
+    square set) or eroded (every pixel of it set), the square cut off at the image's edge: the
+    max filter of 0/1 masks, or its mirror image, in booleans."""
+    r, op = size // 2, torch.logical_or if reach_out else torch.logical_and
+    x = F.pad(masks, (r, r, r, r), value=not reach_out)    # outside the image: never decides
     height, width = x.shape[-2] - 2 * r, x.shape[-1] - 2 * r
-    rows = functools.reduce(torch.maximum, (x[..., k:k + height, :] for k in range(size)))
-    return functools.reduce(torch.maximum, (rows[..., k:k + width] for k in range(size)))
+    rows = functools.reduce(op, (x[..., k:k + height, :] for k in range(size)))
+    return functools.reduce(op, (rows[..., k:k + width] for k in range(size)))
+
+
+def _clean_up(masks: Tensor, size: int) -> Tensor:
+    """:func:`clean_up` of bool ``masks``, as bool."""
+    if size < 1 or size % 2 == 0:
+        raise ValueError(f"size must be an odd number of pixels, at least 1, not {size}")
+    pad = 4 * (size // 2)   # four steps, each reaching size // 2 pixels further: the canvas's own edge never matters
+    x = F.pad(masks, (pad, pad, pad, pad), value=False)
+    for reach_out in (True, False, False, True):            # a closing, then an opening
+        x = _spread(x, size, reach_out)
+    return x[..., pad:masks.shape[-2] + pad, pad:masks.shape[-1] + pad]
 
 
 def clean_up(masks: Tensor, size: int = 3) -> Tensor:
-    """Morphological clean-up of 0/1 ``masks`` ``(N, 1, H, W)``: a closing (fills pinholes and
-    gaps) then an opening (removes specks), both with a ``size`` x ``size`` square (odd), as if
-    the image went on as background beyond its edges."""
-    if size < 1 or size % 2 == 0:
-        raise ValueError(f"size must be an odd number of pixels, at least 1, not {size}")
-
-    def dilate(x: Tensor) -> Tensor:
-        return max_filter(x, size)
-
-    def erode(x: Tensor) -> Tensor:
-        return -max_filter(-x, size)
-
-    pad = 4 * (size // 2)   # four steps, each reaching size // 2 pixels further: the canvas's own edge never matters
-    x = F.pad(masks.float(), (pad, pad, pad, pad))
-    return dilate(erode(erode(dilate(x))))[..., pad:masks.shape[-2] + pad, pad:masks.shape[-1] + pad]
+    """Morphological clean-up of 0/1 ``masks`` ``(N, 1, H, W)``, float 0/1 like them: a closing
+    (fills pinholes and gaps) then an opening (removes specks), both with a ``size`` x ``size``
+    square (odd), as if the image went on as background beyond its edges."""
+    return _clean_up(masks.bool(), size).float()
 
 
 def difference_masks(bg: Tensor, bg_fg: Tensor, threshold: float, clean: bool = False) -> Tensor:
@@ -326,12 +326,16 @@ def difference_baseline(bg: Tensor, bg_fg: Tensor, mask: Tensor, thresholds: Seq
     if not thresholds:
         raise ValueError("thresholds is empty: give at least one threshold to try")
     difference, best = difference_map(bg, bg_fg), None
+    truth = mask.reshape(len(mask), -1) > 0.5
+    actual = truth.sum(1).double()
     for threshold in thresholds:
-        masks = (difference > threshold).float()
-        masks = clean_up(masks) if clean else masks
-        per_pair = pair_ious(masks, mask)
+        masks = difference > threshold
+        masks = _clean_up(masks, 3) if clean else masks
+        flat = masks.reshape(len(masks), -1)
+        both = (flat & truth).sum(1).double()                  # hard_iou's counts, from booleans
+        per_pair = _ratio_or_one(both, flat.sum(1).double() + actual - both).numpy()
         if best is None or per_pair.mean() > best.iou:
-            best = Score(float(per_pair.mean()), per_pair, masks[:, 0].bool().numpy(), threshold)
+            best = Score(float(per_pair.mean()), per_pair, masks[:, 0].numpy(), threshold)
     return best
 
 
