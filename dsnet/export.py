@@ -181,25 +181,18 @@ def check_writable(path: Path) -> None:
         raise type(error)(error.errno, f"cannot write {path}: {error.strerror or type(error).__name__}") from None
 
 
-def _contract(kind: str, path: Path, size: tuple[int, int], predictor, difference: float) -> dict[str, Any]:
-    if kind == "export":
-        shape, sizes = f"(N, 3, {size[0]}, {size[1]})", f"exactly {size[0]} x {size[1]} (resize your images)"
-    else:
-        shape, sizes = "(N, 3, H, W)", f"H and W divisible by {DIVISOR} and at least {MIN_SIZE}"
+def contract_parts(shape: str, who: str) -> dict[str, Any]:
+    """What every export's JSON contract says alike: ``images``, its two inputs of ``shape``;
+    ``alignment``, that lining the pair up is not inside; ``normalization``, applied inside by
+    ``who`` ("the artifact", "the model"), with the statistics; ``outputs``, the two maps."""
     return {
-        "artifact": path.name,
-        "format": kind,
-        "load": ("torch.export.load(path).module()" if kind == "export" else "torch.jit.load(path)"),
-        "inputs": {
-            "bg": f"float32 {shape}: the background, RGB in [0, 1]",
-            "bg_fg": f"float32 {shape}: the same view with the foreground, RGB in [0, 1]",
-            "sizes": sizes, "batch": "any N >= 1; bg and bg_fg of one shape", "device": "cpu",
-            "alignment": "not inside: dsnet.predict first lines bg up with bg_fg (one shift, one gain per "
-                         "colour; dsnet.inference.align_to); for two hand-held shots, do the same before calling",
-        },
+        "images": {"bg": f"float32 {shape}: the background, RGB in [0, 1]",
+                   "bg_fg": f"float32 {shape}: the same view with the foreground, RGB in [0, 1]"},
+        "alignment": "not inside: dsnet.predict first lines bg up with bg_fg (one shift, one gain per "
+                     "colour; dsnet.inference.align_to); for two hand-held shots, do the same before calling",
         "normalization": {
             "applied_inside": True,
-            "note": "the artifact computes (x - mean) / std itself; do not normalize the inputs",
+            "note": f"{who} computes (x - mean) / std itself; do not normalize the inputs",
             **{key: {"mean": list(MODEST_STATS[key][0]), "std": list(MODEST_STATS[key][1])} for key in ("bg", "bg_fg")},
         },
         "outputs": [
@@ -208,6 +201,23 @@ def _contract(kind: str, path: Path, size: tuple[int, int], predictor, differenc
             {"name": "mask_prob", "shape": "(N, 1, H, W)", "meaning": "float32 in [0, 1], the probability that "
              "a pixel shows the foreground; threshold at 0.5 for a mask"},
         ],
+    }
+
+
+def _contract(kind: str, path: Path, size: tuple[int, int], predictor, difference: float) -> dict[str, Any]:
+    if kind == "export":
+        shape, sizes = f"(N, 3, {size[0]}, {size[1]})", f"exactly {size[0]} x {size[1]} (resize your images)"
+    else:
+        shape, sizes = "(N, 3, H, W)", f"H and W divisible by {DIVISOR} and at least {MIN_SIZE}"
+    parts = contract_parts(shape, "the artifact")
+    return {
+        "artifact": path.name,
+        "format": kind,
+        "load": ("torch.export.load(path).module()" if kind == "export" else "torch.jit.load(path)"),
+        "inputs": {**parts["images"], "sizes": sizes, "batch": "any N >= 1; bg and bg_fg of one shape",
+                   "device": "cpu", "alignment": parts["alignment"]},
+        "normalization": parts["normalization"],
+        "outputs": parts["outputs"],
         "image_size": list(size),
         "train_size": predictor.train_size,
         "source": predictor.source,

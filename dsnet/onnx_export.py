@@ -28,8 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from dsnet._version import __version__
-from dsnet.data import MODEST_STATS
-from dsnet.export import Deployable, check_destination, check_writable, contract_path
+from dsnet.export import Deployable, check_destination, check_writable, contract_parts, contract_path
 from dsnet.files import atomic_write_text
 from dsnet.inference import MAX_SIDE, ModelSource, load_predictor
 from dsnet.shapes import DIVISOR, MIN_SIZE
@@ -234,7 +233,7 @@ def onnx_contract(path: Path, predictor: Any, difference: float, rounding: float
     """The input contract of the ONNX file ``path``: what goes in, what comes out, how it was checked."""
     import onnx
 
-    shape = "(N, 3, H, W)"
+    parts = contract_parts("(N, 3, H, W)", "the model")
     train = predictor.train_size
     return {
         "artifact": path.name,
@@ -243,26 +242,12 @@ def onnx_contract(path: Path, predictor: Any, difference: float, rounding: float
         "opset": OPSET,
         "input_names": list(INPUT_NAMES),
         "output_names": list(OUTPUT_NAMES),
-        "inputs": {
-            "bg": f"float32 {shape}: the background, RGB in [0, 1]",
-            "bg_fg": f"float32 {shape}: the same view with the foreground, RGB in [0, 1]",
-            "sizes": f"H and W divisible by {DIVISOR} and at least {MIN_SIZE}; bg and bg_fg of one shape",
-            "batch": "any N >= 1",
-            "alignment": "not inside: dsnet.predict first lines bg up with bg_fg (one shift, one gain per "
-                         "colour; dsnet.inference.align_to); for two hand-held shots, do the same before calling",
-        },
+        "inputs": {**parts["images"],
+                   "sizes": f"H and W divisible by {DIVISOR} and at least {MIN_SIZE}; bg and bg_fg of one shape",
+                   "batch": "any N >= 1", "alignment": parts["alignment"]},
         "value_range": {"inputs": [0.0, 1.0], "outputs": [0.0, 1.0]},
-        "normalization": {
-            "applied_inside": True,
-            "note": "the model computes (x - mean) / std itself; do not normalize the inputs",
-            **{key: {"mean": list(MODEST_STATS[key][0]), "std": list(MODEST_STATS[key][1])} for key in INPUT_NAMES},
-        },
-        "outputs": [
-            {"name": "depth", "shape": "(N, 1, H, W)", "meaning": "float32 in [0, 1], sigmoid of the depth "
-             "logits: linear depth, 0 = at the camera, 1 = 20 m or farther"},
-            {"name": "mask_prob", "shape": "(N, 1, H, W)", "meaning": "float32 in [0, 1], the probability that "
-             "a pixel shows the foreground; threshold at 0.5 for a mask"},
-        ],
+        "normalization": parts["normalization"],
+        "outputs": parts["outputs"],
         "sizes_dsnet_predict_uses": {
             "mask": f"the input's own size rounded to multiples of {DIVISOR}, at most {MAX_SIDE} a side"
                     + (" (the training scale when the input is smaller than that)" if train else ""),
