@@ -286,13 +286,6 @@ def clean_up(masks: Tensor, size: int = 3) -> Tensor:
     return _clean_up(masks.bool(), size).float()
 
 
-def difference_masks(bg: Tensor, bg_fg: Tensor, threshold: float, clean: bool = False) -> Tensor:
-    """The baseline's masks, float 0/1 ``(N, 1, H, W)``: where the :func:`difference_map`
-    exceeds ``threshold``, then :func:`clean_up` if ``clean``."""
-    masks = (difference_map(bg, bg_fg) > threshold).float()
-    return clean_up(masks) if clean else masks
-
-
 @dataclass(frozen=True)
 class Score:
     """How a method did on a set of pairs: ``iou``, the mean over pairs of each pair's IoU (masks

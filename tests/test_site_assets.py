@@ -105,8 +105,7 @@ process.stdout.write(JSON.stringify(out));
 def node_results(tmp_path_factory):
     """The page's planSizes, pairProblem and resizing, run by Node.js on the cases below."""
     node = shutil.which("node")
-    if node is None:
-        pytest.skip("Node.js is not installed (npm ci needs it too)")
+    assert node is not None, "Node.js is not installed; the book's build needs it for npm ci (README: set-up)"
     folder = tmp_path_factory.mktemp("node")
     script = folder / "run.mjs"
     script.write_text(NODE_SCRIPT % {"sizes": (ROOT / "book/try/sizes.mjs").as_uri(),
