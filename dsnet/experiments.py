@@ -25,8 +25,8 @@ from dsnet.losses import build_loss
 from dsnet.lr_finder import lr_range_test
 from dsnet.model import DSResNet, Prediction, check_inputs
 from dsnet.shapes import PREP_CHANNELS
-from dsnet.train import (NonFiniteLoss, Ranks, TrainConfig, build_run, eval_batches, evaluate, make_config,
-                         steps_per_epoch, train_batches, train_epoch, train_step)
+from dsnet.train import (NonFiniteLoss, Ranks, TrainConfig, build_run, data_source, evaluate, make_config,
+                         train_epoch, train_step)
 
 
 # book/experiments.md, line 97
@@ -183,8 +183,8 @@ def train_arm(arm: Arm, seed: int, lr: float, budget: str = "cpu", device: str =
                 f"{record['train_loss']:.4f}, val mask IoU {record['val_mask_iou']:.3f}")
     except NonFiniteLoss as error:
         diverged = str(error)
-    test = None if diverged else evaluate(run.model, eval_batches(config, "test", config.stages[-1][0], run.device,
-                                                                  Ranks()), run.loss_fn, config, run.dtype)
+    test = None if diverged else evaluate(run.model, run.data.eval_batches("test", config.stages[-1][0], run.device,
+                                                                           Ranks()), run.loss_fn, config, run.dtype)
     return {"experiment": arm.experiment, "arm": arm.name, "label": arm.label, "seed": seed,
             "model": arm.model, "parameters": count_parameters(run.model), "config": config.to_dict(),
             "budget": budget, "history": run.history, "step_losses": [_finite_or_none(x) for x in steps],
@@ -210,7 +210,8 @@ def range_test(budget: str = "cpu") -> dict[str, Any]:
     config, steps = arm_config(ARMS[BASELINE], 0, 1e-3, budget), RANGE_TEST_STEPS[budget]
     torch.manual_seed(config.seed)
     model = DSResNet().to(memory_format=torch.channels_last)
-    scenes = itertools.chain.from_iterable(train_batches(config, epoch, torch.device("cpu"), Ranks())
+    source = data_source(config)
+    scenes = itertools.chain.from_iterable(source.train_batches(epoch, torch.device("cpu"), Ranks())
                                            for epoch in itertools.count())
     batches = list(itertools.islice(scenes, steps))
     result = lr_range_test(model, batches, build_loss(config.loss), start_lr=1e-6, end_lr=1.0,
@@ -222,7 +223,7 @@ def range_test(budget: str = "cpu") -> dict[str, Any]:
             "torch": torch.__version__, "command": f"dsnet experiments --budget {budget} (the first run into a folder without lr_range.json)"}
 
 
-# book/experiments.md, line 343
+# book/experiments.md, line 344
 def stored_runs() -> Path:
     """The folder of the runs this book's figures come from; it ships inside the package, so the
     chapter reads them in Colab as well."""
@@ -271,7 +272,7 @@ def run_experiments(arms: Iterable[str], seeds: Sequence[int], folder: Path, bud
     return written
 
 
-# book/experiments.md, line 407
+# book/experiments.md, line 408
 REPLAY_RTOL = 1e-3
 
 
@@ -283,7 +284,7 @@ def replay_steps(record: dict[str, Any], steps: int = 6) -> list[float]:
     run = build_run(config, device=torch.device("cpu"), architecture=architecture(arm))
     run.net.train()
     losses = []
-    for batch, _ in zip(train_batches(config, 0, run.device, Ranks()), range(steps)):
+    for batch, _ in zip(run.data.train_batches(0, run.device, Ranks()), range(steps)):
         losses.append(train_step(run, batch).item())
     return losses
 
@@ -295,7 +296,7 @@ def replay_problems(record: dict[str, Any], steps: int = 6, rtol: float = REPLAY
     for i, (stored, fresh) in enumerate(zip(record["step_losses"], replay_steps(record, steps))):
         if stored is None or abs(fresh - stored) > rtol * abs(stored):
             problems.append(f"step {i + 1}: stored loss {stored}, replayed {fresh:.6f}")
-    per_epoch = steps_per_epoch(TrainConfig.from_dict(record["config"]))
+    per_epoch = data_source(TrainConfig.from_dict(record["config"])).steps_per_epoch()
     for epoch in record["history"]:
         chunk = record["step_losses"][(epoch["epoch"] - 1) * per_epoch:epoch["epoch"] * per_epoch]
         if None in chunk or len(chunk) != per_epoch or abs(sum(chunk) / per_epoch - epoch["train_loss"]) > 1e-6:
@@ -303,7 +304,7 @@ def replay_problems(record: dict[str, Any], steps: int = 6, rtol: float = REPLAY
     return problems
 
 
-# book/experiments.md, line 476
+# book/experiments.md, line 477
 METRICS: dict[str, tuple[str, bool]] = {
     "mask_iou": ("mask IoU", True),
     "depth_rmse": ("depth RMSE", False),
@@ -363,7 +364,7 @@ def better_arm(runs: Sequence[dict[str, Any]], a: str, b: str, metric: str) -> s
     return a if beats(worst_a, best_b) else b if beats(worst_b, best_a) else None
 
 
-# book/experiments.md, line 537
+# book/experiments.md, line 538
 def experiment_table(runs: Sequence[dict[str, Any]], experiment: str) -> str:
     """One row per arm of ``experiment``: parameters and every figure of :data:`METRICS` as
     mean ± half the range over the seeds."""

@@ -9,7 +9,7 @@ the config and the run appear here only in annotations, which type checkers read
 :mod:`dsnet.train`."""
 from __future__ import annotations
 
-import functools
+import abc
 import json
 import math
 import os
@@ -27,6 +27,7 @@ from dsnet.device import pick_device
 from dsnet.files import atomic_write_text
 from dsnet.io import load_checkpoint, save_checkpoint
 from dsnet.losses import build_loss
+from dsnet.modest import ModestError, ModestMuseum
 from dsnet.scene import Realism
 from dsnet.shapes import size_problem
 
@@ -34,7 +35,7 @@ if TYPE_CHECKING:  # for annotations only: dsnet.train imports this module, neve
     from dsnet.train import Run, TrainConfig
 
 
-# book/training_runs.md, line 80
+# book/training_runs.md, line 81
 @dataclass(frozen=True)
 class Ranks:
     """This process's place under torchrun (rank 0 of 1 otherwise)."""
@@ -55,53 +56,77 @@ class Ranks:
         return self.rank == 0
 
 
-# book/training_runs.md, line 109
-def steps_per_epoch(config: TrainConfig) -> int:
-    """Optimizer steps in one epoch of ``config``: whole batches only, the rest of the scenes unused."""
-    if config.data == "synthetic":
-        return config.train_samples // config.batch_size
-    return len(_modest(config, "train", config.stages[0][0])) // config.batch_size
+# book/training_runs.md, line 114
+class DataSource(abc.ABC):
+    """Where a run's batches come from. The run holds one (:func:`data_source` picks it from
+    ``config.data``), and the trainer asks it only these questions: how many optimizer steps an
+    epoch has, this rank's training batches of an epoch, the validation or test batches at a size,
+    and what stands against training on it. Batches are dicts with ``bg`` and ``bg_fg`` of shape
+    (B, 3, S, S) and ``mask`` and ``depth`` of shape (B, 1, S, S)."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        self.config = config
+
+    @abc.abstractmethod
+    def train_count(self) -> int:
+        """How many training scenes one epoch draws from."""
+
+    def steps_per_epoch(self) -> int:
+        """Optimizer steps in one epoch: whole batches only, the rest of the scenes unused."""
+        return self.train_count() // self.config.batch_size
+
+    @abc.abstractmethod
+    def train_batches(self, epoch: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        """This rank's share of every training batch of ``epoch``, on ``device``, at the epoch's
+        image size S; B is this rank's share of ``batch_size`` (all of it on one process)."""
+
+    @abc.abstractmethod
+    def eval_batches(self, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        """This rank's share of the ``val`` or ``test`` split at ``size`` (the last batch may be smaller)."""
+
+    @abc.abstractmethod
+    def problem(self) -> str | None:
+        """The first thing that stands against training on this data, as a sentence; None if nothing."""
+
+    def epoch_order(self, n: int, epoch: int) -> Tensor:
+        """The order of ``n`` scenes in ``epoch``: drawn from the seed and the epoch, the same on every rank."""
+        return torch.randperm(n, generator=torch.Generator().manual_seed(self.config.seed * 7919 + epoch))
 
 
-def _modest(config: TrainConfig, split: str, size: int):
-    return _modest_folder(config.data, split, config.seed, size)
+class SyntheticSource(DataSource):
+    """Scenes rendered on the training device: ``train_samples`` fresh ones every epoch, and fixed
+    validation and test scenes from splits of their own."""
 
+    def train_count(self) -> int:
+        return self.config.train_samples
 
-@functools.lru_cache(maxsize=8)
-def _modest_folder(root: str, split: str, seed: int, size: int):
-    # Opening a MODEST folder checks every file's header: do it once per split and size, not
-    # once per epoch and again for the step count.
-    from dsnet.modest import ModestMuseum
-
-    return ModestMuseum(root, split=split, seed=seed, resize=size)
-
-
-def _epoch_order(n: int, config: TrainConfig, epoch: int) -> Tensor:
-    return torch.randperm(n, generator=torch.Generator().manual_seed(config.seed * 7919 + epoch))
-
-
-def train_batches(config: TrainConfig, epoch: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
-    """This rank's share of every training batch of ``epoch``, on ``device``: dicts with ``bg`` and
-    ``bg_fg`` of shape (B, 3, S, S) and ``mask`` and ``depth`` of shape (B, 1, S, S), where S is the
-    epoch's image size and B this rank's share of ``batch_size`` (all of it on one process)."""
-    size, step = config.size_at(epoch), config.batch_size
-    if config.data == "synthetic":
-        length = (epoch + 1) * config.train_samples
-        real, plain = (SyntheticMuseum(size, length=length, seed=config.seed, device=device, realism=realism)
-                       for realism in (config.realism, "none"))
-        order = epoch * config.train_samples + _epoch_order(config.train_samples, config, epoch)
+    def train_batches(self, epoch: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        config = self.config
+        size, step = config.size_at(epoch), config.batch_size
+        real, plain = (SyntheticMuseum(size, length=(epoch + 1) * config.train_samples, seed=config.seed,
+                                       device=device, realism=realism) for realism in (config.realism, "none"))
+        order = epoch * config.train_samples + self.epoch_order(config.train_samples, epoch)
         draws = torch.Generator().manual_seed(config.seed * 7919 + epoch + 104_729)
         with_realism = torch.rand(config.train_samples, generator=draws) < config.realism_share
-        for start in range(0, steps_per_epoch(config) * step, step):
+        for start in range(0, self.steps_per_epoch() * step, step):
             chosen = order[start:start + step][ranks.rank::ranks.world]
             yield _mixed_batch(real, plain, chosen, with_realism[start:start + step][ranks.rank::ranks.world])
-        return
-    data = _modest(config, "train", size)
-    order = _epoch_order(len(data), config, epoch)
-    shares = [order[s:s + step][ranks.rank::ranks.world].tolist() for s in range(0, len(order) - step + 1, step)]
-    loader = torch.utils.data.DataLoader(data, batch_sampler=shares, num_workers=config.workers)
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def eval_batches(self, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        config = self.config
+        count = config.val_samples if split == "val" else config.test_samples
+        data = SyntheticMuseum(size, length=count, seed=config.seed, split=split, device=device,
+                               realism=config.realism)
+        for start in range(0, count, config.batch_size):
+            chunk = list(range(start, min(start + config.batch_size, count)))[ranks.rank::ranks.world]
+            if chunk:
+                yield data.batch(chunk)
+
+    def problem(self) -> str | None:
+        config = self.config
+        if config.train_samples < config.batch_size:
+            return f"train_samples {config.train_samples} is less than one batch of {config.batch_size}"
+        return None
 
 
 def _mixed_batch(real: SyntheticMuseum, plain: SyntheticMuseum, indices: Tensor, flags: Tensor) -> dict:
@@ -114,28 +139,75 @@ def _mixed_batch(real: SyntheticMuseum, plain: SyntheticMuseum, indices: Tensor,
     return {key: torch.cat([part[key] for part in parts]) for key in parts[0]}
 
 
-def eval_batches(config: TrainConfig, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
-    """This rank's share of the ``val`` or ``test`` split at ``size``, in batches shaped as those of
-    :func:`train_batches` (the last one may be smaller). A MODEST folder has no test split of its
-    own: its validation split serves as both."""
-    if config.data == "synthetic":
-        count = config.val_samples if split == "val" else config.test_samples
-        data = SyntheticMuseum(size, length=count, seed=config.seed, split=split, device=device,
-                               realism=config.realism)
-        for start in range(0, count, config.batch_size):
-            chunk = list(range(start, min(start + config.batch_size, count)))[ranks.rank::ranks.world]
-            if chunk:
-                yield data.batch(chunk)
-        return
-    data = _modest(config, "val", size)
-    indices = list(range(len(data)))[ranks.rank::ranks.world]
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(data, indices), batch_size=config.batch_size,
-                                         num_workers=config.workers)
-    for batch in loader:
-        yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+# book/training_runs.md, line 203
+class ModestSource(DataSource):
+    """A folder in the MODEST layout (``config.data``), read through a ``DataLoader`` whose batch
+    sampler hands each rank its share. It has no test split of its own: its validation split
+    serves as both. Each split is opened once per image size and kept by the source."""
+
+    def __init__(self, config: TrainConfig) -> None:
+        super().__init__(config)
+        self._opened: dict[tuple[str, int], ModestMuseum] = {}
+
+    def split(self, split: str, size: int) -> ModestMuseum:
+        """The folder's ``split`` at ``size``; opening checks every file's header, so it happens once."""
+        if (split, size) not in self._opened:
+            self._opened[split, size] = ModestMuseum(self.config.data, split=split, seed=self.config.seed,
+                                                     resize=size)
+        return self._opened[split, size]
+
+    def train_count(self) -> int:
+        return len(self.split("train", self.config.stages[0][0]))
+
+    def train_batches(self, epoch: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        data, step = self.split("train", self.config.size_at(epoch)), self.config.batch_size
+        order = self.epoch_order(len(data), epoch)
+        shares = [order[s:s + step][ranks.rank::ranks.world].tolist() for s in range(0, len(order) - step + 1, step)]
+        yield from self._load(torch.utils.data.DataLoader(data, batch_sampler=shares,
+                                                          num_workers=self.config.workers), device)
+
+    def eval_batches(self, split: str, size: int, device: torch.device, ranks: Ranks) -> Iterator[dict]:
+        data = self.split("val", size)
+        mine = torch.utils.data.Subset(data, list(range(len(data)))[ranks.rank::ranks.world])
+        yield from self._load(torch.utils.data.DataLoader(mine, batch_size=self.config.batch_size,
+                                                          num_workers=self.config.workers), device)
+
+    @staticmethod
+    def _load(loader: torch.utils.data.DataLoader, device: torch.device) -> Iterator[dict]:
+        for batch in loader:
+            yield {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+    def problem(self) -> str | None:
+        """Checked before the first step rather than in the middle of an epoch: every file decoded
+        once (labels checked for plausibility too), both splits non-empty and at least one batch of
+        training samples. Decoding costs about as much as one pass over the data, without the
+        network (a few milliseconds a sample at 224 px)."""
+        config = self.config
+        if Realism.parse(config.realism) != Realism():
+            return (f"realism {config.realism!r} applies to synthetic data only; a MODEST folder has its own "
+                    "(make one with: dsnet data generate --realism)")
+        if not (Path(config.data) / "file_map.txt").is_file():
+            return (f"data folder {config.data} has no file_map.txt; pass --data synthetic or a folder in the "
+                    "MODEST layout (make one with `dsnet data generate`)")
+        try:
+            ModestMuseum(config.data, split="all", check="full")
+            train = self.train_count()
+            self.split("val", config.stages[0][0])
+        except ModestError as error:
+            return str(error)
+        if train < config.batch_size:
+            return (f"data folder {config.data} has {train} training sample(s), fewer than one batch of "
+                    f"{config.batch_size}; lower --batch-size or add samples")
+        return None
 
 
-# book/training_runs.md, line 212
+def data_source(config: TrainConfig) -> DataSource:
+    """The source ``config.data`` names: ``"synthetic"`` or a folder in the MODEST layout. This is
+    the one place the trainer reads that field."""
+    return SyntheticSource(config) if config.data == "synthetic" else ModestSource(config)
+
+
+# book/training_runs.md, line 296
 def join_processes(config: TrainConfig) -> tuple[Ranks, torch.device]:
     """This process's ranks and device; under torchrun, also joins the process group."""
     ranks, device = Ranks.from_env(), pick_device(config.device)
@@ -147,18 +219,15 @@ def join_processes(config: TrainConfig) -> tuple[Ranks, torch.device]:
     return ranks, device
 
 
-# book/training_runs.md, line 236
+# book/training_runs.md, line 320
 OPTIMIZERS, SCHEDULERS = ("adamw", "sgd"), ("onecycle", "plateau", "step")
 
 
 def _realism_problem(config: TrainConfig) -> str | None:
     try:
-        realism = Realism.parse(config.realism)
+        Realism.parse(config.realism)
     except ValueError as error:
         return str(error)
-    if config.data != "synthetic" and realism != Realism():
-        return (f"realism {config.realism!r} applies to synthetic data only; a MODEST folder has its own "
-                "(make one with: dsnet data generate --realism)")
     if not 0 <= config.realism_share <= 1:
         return f"realism_share must be between 0 and 1, got {config.realism_share}"
     if config.init not in ("", "pretrained") and not Path(config.init).exists():
@@ -167,14 +236,14 @@ def _realism_problem(config: TrainConfig) -> str | None:
     return None
 
 
-def config_problem(config: TrainConfig) -> str | None:
-    """The first thing wrong with ``config``, as a sentence; None if it can train."""
+def config_problem(config: TrainConfig, source: DataSource | None = None) -> str | None:
+    """The first thing wrong with ``config``, as a sentence; None if it can train. ``source`` is the
+    run's data source, if it exists already (the checks open its folder, and it keeps it open)."""
     sizes = [size_problem("size", size) for size, _ in config.stages]
     counts = {"batch_size": 1, "accumulate": 1, "step_every": 1, "val_samples": 1, "test_samples": 1,
               "log_every": 1, "workers": 0, "predictions_every": 0, "seed": 0}
     low = next((f"{name} must be at least {least}, got {getattr(config, name)}" for name, least in counts.items()
                 if getattr(config, name) < least), None)
-    steps = config.train_samples // config.batch_size * config.epochs if config.batch_size > 0 else 0
     checks = [
         (any(sizes), f"stages: {next((p for p in sizes if p), '')}"),
         (not config.stages or config.epochs < 1, "stages need at least one epoch"),
@@ -189,16 +258,12 @@ def config_problem(config: TrainConfig) -> str | None:
         (not math.isfinite(config.weight_decay) or config.weight_decay < 0,
          f"weight_decay must be 0 or more, got {config.weight_decay}"),
         (_realism_problem(config) is not None, _realism_problem(config)),
-        (config.data == "synthetic" and config.train_samples < config.batch_size,
-         f"train_samples {config.train_samples} is less than one batch of {config.batch_size}"),
-        (config.data == "synthetic" and config.scheduler == "onecycle" and steps < 8,
-         f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps}"),
     ]
-    return next((message for failed, message in checks if failed), None) or _outside_problem(config)
+    return next((message for failed, message in checks if failed), None) or _outside_problem(config, source)
 
 
-def _outside_problem(config: TrainConfig) -> str | None:
-    """What the loss spec, the device or the data folder says against ``config``."""
+def _outside_problem(config: TrainConfig, source: DataSource | None) -> str | None:
+    """What the loss spec, the device or the data says against ``config``."""
     try:
         build_loss(config.loss)
     except ValueError as error:  # name the spec unless the message already does
@@ -207,36 +272,20 @@ def _outside_problem(config: TrainConfig) -> str | None:
         pick_device(config.device)
     except ValueError as error:
         return str(error)
-    if config.data != "synthetic" and not (Path(config.data) / "file_map.txt").is_file():
-        return (f"data folder {config.data} has no file_map.txt; pass --data synthetic or a folder in the "
-                "MODEST layout (make one with `dsnet data generate`)")
-    return _folder_problem(config) if config.data != "synthetic" else None
+    source = source or data_source(config)
+    problem = source.problem()
+    steps = source.steps_per_epoch() * config.epochs if problem is None else 0
+    if problem is None and config.scheduler == "onecycle" and steps < 8:
+        return (f"the one-cycle schedule needs at least 8 optimizer steps; this config makes {steps} (train more "
+                "epochs, take smaller batches, or choose --scheduler step or plateau)")
+    return problem
 
 
-def _folder_problem(config: TrainConfig) -> str | None:
-    """A MODEST folder, checked before the first step rather than in the middle of an epoch: every
-    file decoded once (labels checked for plausibility too), both splits non-empty and at least one
-    batch of training samples. Decoding costs about as much as
-    one pass over the data, without the network (a few milliseconds a sample at 224 px)."""
-    from dsnet.modest import ModestError, ModestMuseum
-
-    try:
-        ModestMuseum(config.data, split="all", check="full")
-        train = len(_modest(config, "train", config.stages[0][0]))
-        _modest(config, "val", config.stages[0][0])
-    except ModestError as error:
-        return str(error)
-    if train < config.batch_size:
-        return (f"data folder {config.data} has {train} training sample(s), fewer than one batch of "
-                f"{config.batch_size}; lower --batch-size or add samples")
-    return None
-
-
-# book/training_runs.md, line 344
+# book/training_runs.md, line 405
 def run_state(run: Run) -> dict[str, Any]:
     """Everything :func:`restore_run` needs to continue ``run`` exactly."""
     return {"model": run.model.state_dict(), "optimizer": run.optimizer.state_dict(),
-            "scheduler": run.scheduler.state_dict(), "scaler": run.scaler.state_dict(),
+            "scheduler": run.schedule.state_dict(), "scaler": run.scaler.state_dict(),
             "augment_rng": run.augment_rng.get_state(), "jpeg_rng": run.jpeg_rng.get_state(),
             "epoch": run.epoch - 1, "step": run.step, "best_loss": run.best_loss, "history": run.history,
             "config": run.config.to_dict(), "dsnet_version": __version__}
@@ -267,7 +316,7 @@ def restore_run(run: Run, path: Path) -> None:
                          "resume with the same settings, or start a new run in another --out-dir")
     run.model.load_state_dict(state["model"])
     run.optimizer.load_state_dict(state["optimizer"])
-    run.scheduler.load_state_dict(state["scheduler"])
+    run.schedule.load_state_dict(state["scheduler"])
     run.scaler.load_state_dict(state["scaler"])
     run.augment_rng.set_state(state["augment_rng"].cpu())
     run.jpeg_rng.set_state(state["jpeg_rng"].cpu())
@@ -275,7 +324,7 @@ def restore_run(run: Run, path: Path) -> None:
                                                        state["history"])
 
 
-# book/training_runs.md, line 482
+# book/training_runs.md, line 543
 def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
     out = Path(config.out_dir)
@@ -298,7 +347,7 @@ def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     return resume and (out / "last.pt").exists()
 
 
-# book/training_runs.md, line 531
+# book/training_runs.md, line 592
 DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
 
 

@@ -33,8 +33,8 @@ from dsnet.lr_finder import make_optimizer
 from dsnet.metrics import SegDepthMetrics
 from dsnet.model import DSResNet
 from dsnet.progress import progress
-from dsnet.runs import (Ranks, config_problem, eval_batches, join_processes, prepare_out_dir, restore_run, save_run,
-                        steps_per_epoch, train_batches)
+from dsnet.runs import (DataSource, Ranks, config_problem, data_source, join_processes, prepare_out_dir, restore_run,
+                        save_run)
 from dsnet.runs import find_runs as find_runs  # re-exported: the Results chapter imports it from here
 
 
@@ -155,7 +155,7 @@ def make_config(profile: str | None = None, **overrides: Any) -> TrainConfig:
     return config
 
 
-# book/training.md, line 406
+# book/training.md, line 408
 def predict_batch(model: nn.Module, batch: dict[str, Tensor], config: TrainConfig,
                   dtype: torch.dtype | None):
     """The model's float32 logits for ``batch`` (mixed precision inside when ``dtype`` is set)."""
@@ -184,7 +184,7 @@ def evaluate(model: nn.Module, batches, loss_fn: nn.Module, config: TrainConfig,
     return {"loss": (totals[0] / totals[1]).item(), **metrics.compute()}
 
 
-# book/training.md, line 444
+# book/training.md, line 446
 class NonFiniteLoss(RuntimeError):
     """The loss became NaN or infinite: training stops instead of ruining the weights."""
 
@@ -200,11 +200,12 @@ class Run:
     model: nn.Module                      # the weights that are saved
     net: nn.Module                        # what trains: the model, maybe wrapped in DDP and compiled
     optimizer: torch.optim.Optimizer
-    scheduler: Any
+    schedule: Schedule                    # how the learning rate moves, and when
     scaler: torch.amp.GradScaler
     loss_fn: nn.Module
     augment_rng: torch.Generator
     jpeg_rng: torch.Generator
+    data: DataSource                      # where the batches come from
     history: list[dict[str, Any]] = field(default_factory=list)
     epoch: int = 0                        # the next epoch to train (0-based)
     step: int = 0
@@ -216,19 +217,46 @@ class Run:
         return Path(self.config.out_dir)
 
 
-# book/training.md, line 480
+# book/training.md, line 485
 def build_optimizer(config: TrainConfig, model: nn.Module, device: torch.device) -> torch.optim.Optimizer:
     return make_optimizer(config.optimizer, model, config.lr, config.weight_decay,
                           fused=config.fused and device.type == "cuda")
 
 
-def build_scheduler(config: TrainConfig, optimizer: torch.optim.Optimizer):
-    if config.scheduler == "onecycle":
-        total = config.epochs * steps_per_epoch(config)
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25)
-    if config.scheduler == "step":
-        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=config.step_every, gamma=0.1)
-    return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6)
+@dataclass
+class Schedule:
+    """How the learning rate moves: a PyTorch scheduler and when it steps. ``per_step`` schedules
+    (one-cycle) move after every optimizer step, the others after each epoch's validation (the
+    plateau rule reads the validation loss). Its state is the scheduler's, for checkpoints."""
+
+    scheduler: Any
+    per_step: bool
+
+    @classmethod
+    def build(cls, config: TrainConfig, optimizer: torch.optim.Optimizer, steps_per_epoch: int) -> Schedule:
+        sched = torch.optim.lr_scheduler
+        if config.scheduler == "onecycle":
+            total = config.epochs * steps_per_epoch
+            return cls(sched.OneCycleLR(optimizer, max_lr=config.lr, total_steps=total, pct_start=0.25), True)
+        if config.scheduler == "step":
+            return cls(sched.StepLR(optimizer, step_size=config.step_every, gamma=0.1), False)
+        return cls(sched.ReduceLROnPlateau(optimizer, factor=0.1, patience=2, min_lr=1e-6), False)
+
+    def after_step(self) -> None:
+        if self.per_step:
+            self.scheduler.step()
+
+    def after_epoch(self, val_loss: float) -> None:
+        if isinstance(self.scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+            self.scheduler.step(val_loss)
+        elif not self.per_step:
+            self.scheduler.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
 
 
 def initial_model(config: TrainConfig, architecture: Callable[[], nn.Module] = DSResNet) -> nn.Module:
@@ -243,10 +271,11 @@ def initial_model(config: TrainConfig, architecture: Callable[[], nn.Module] = D
 
 
 def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.device | None = None,
-              architecture: Callable[[], nn.Module] = DSResNet) -> Run:
-    """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators.
-    ``architecture`` builds the network (a variant of DSResNet, for the experiments)."""
-    ranks, device = ranks or Ranks(), device or pick_device(config.device)
+              architecture: Callable[[], nn.Module] = DSResNet, data: DataSource | None = None) -> Run:
+    """A fresh run of ``config``: seeded model, optimizer, schedule, scaler and generators, and its
+    data source (``data``, or the one ``config.data`` names). ``architecture`` builds the network (a
+    variant of DSResNet, for the experiments)."""
+    ranks, device, data = ranks or Ranks(), device or pick_device(config.device), data or data_source(config)
     dtype = amp_dtype(device, config.amp)
     torch.manual_seed(config.seed)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
@@ -254,14 +283,14 @@ def build_run(config: TrainConfig, ranks: Ranks | None = None, device: torch.dev
     optimizer = build_optimizer(config, model, device)
     net = nn.parallel.DistributedDataParallel(model) if ranks.world > 1 else model
     return Run(config, ranks, device, dtype, model, torch.compile(net) if config.compile else net, optimizer,
-               build_scheduler(config, optimizer),
+               Schedule.build(config, optimizer, data.steps_per_epoch()),
                torch.amp.GradScaler(device.type, enabled=dtype == torch.float16), build_loss(config.loss),
                torch.Generator(device=device).manual_seed(config.seed + 1),
                torch.Generator().manual_seed(config.seed + 2),  # JPEG coding runs on the CPU
-               bad_step=torch.full((), -1, dtype=torch.long, device=device))
+               data, bad_step=torch.full((), -1, dtype=torch.long, device=device))
 
 
-# book/training.md, line 565
+# book/training.md, line 599
 def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     """One optimizer step on ``batch``, in ``config.accumulate`` micro-batches; returns the
     (detached) mean loss."""
@@ -281,8 +310,7 @@ def train_step(run: Run, batch: dict[str, Tensor]) -> Tensor:
     run.bad_step = torch.where((run.bad_step < 0) & ~torch.isfinite(loss), run.step, run.bad_step)
     run.scaler.step(run.optimizer)
     run.scaler.update()
-    if config.scheduler == "onecycle":
-        run.scheduler.step()
+    run.schedule.after_step()
     run.step += 1
     return loss.detach()
 
@@ -305,16 +333,16 @@ def stop_if_non_finite(run: Run) -> None:
                             f"training stopped; {where}")
 
 
-# book/training.md, line 623
+# book/training.md, line 656
 def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> dict[str, Any]:
     """Train one epoch and validate; returns the epoch's record (also appended to the history).
     ``on_step`` sees every step's (detached) loss, for a record finer than the epoch's mean."""
     config, epoch = run.config, run.epoch
-    size, steps = config.size_at(epoch), steps_per_epoch(config)
+    size, steps = config.size_at(epoch), run.data.steps_per_epoch()
     run.net.train()
     loss_sum = torch.zeros((), dtype=torch.float64, device=run.device)
     started = time.perf_counter()
-    bar = progress(train_batches(config, epoch, run.device, run.ranks), total=steps, leave=False,
+    bar = progress(run.data.train_batches(epoch, run.device, run.ranks), total=steps, leave=False,
                    desc=f"epoch {epoch + 1}/{config.epochs} @{size}px", disable=not run.ranks.main)
     for batch in bar:
         loss = train_step(run, batch)
@@ -326,12 +354,9 @@ def train_epoch(run: Run, on_step: Callable[[Tensor], None] | None = None) -> di
             bar.set_postfix(loss=f"{loss.item():.4f}")
     stop_if_non_finite(run)
     seconds = time.perf_counter() - started
-    val = evaluate(run.net, eval_batches(config, "val", size, run.device, run.ranks), run.loss_fn, config,
+    val = evaluate(run.net, run.data.eval_batches("val", size, run.device, run.ranks), run.loss_fn, config,
                    run.dtype, run.ranks)
-    if config.scheduler == "plateau":
-        run.scheduler.step(val["loss"])
-    elif config.scheduler == "step":
-        run.scheduler.step()
+    run.schedule.after_epoch(val["loss"])
     record = {"epoch": epoch + 1, "step": run.step, "size": size, "lr": run.optimizer.param_groups[0]["lr"],
               "train_loss": loss_sum.item() / steps, "seconds": seconds,
               "images_per_s": steps * config.batch_size / seconds, "precision": precision_name(run.dtype),
@@ -347,21 +372,21 @@ def epoch_line(run: Run, record: dict[str, Any]) -> str:
             f"depth RMSE {record['val_depth_rmse']:.4f}, {record['images_per_s']:.0f} images/s")
 
 
-# book/training.md, line 675
+# book/training.md, line 705
 def final_test(run: Run) -> dict[str, float]:
     """The metrics of the run's best checkpoint on the test split; written to ``test.json``."""
     if run.ranks.world > 1:
         dist.barrier()
     run.model.load_state_dict(load_checkpoint(run.out / "best.pt", map_location=run.device)["model"])
     size = run.config.stages[-1][0]
-    test = evaluate(run.model, eval_batches(run.config, "test", size, run.device, run.ranks), run.loss_fn,
+    test = evaluate(run.model, run.data.eval_batches("test", size, run.device, run.ranks), run.loss_fn,
                     run.config, run.dtype, run.ranks)
     if run.ranks.main:
         atomic_write_text(run.out / "test.json", json.dumps(test, indent=1))
     return test
 
 
-# book/training.md, line 697
+# book/training.md, line 727
 @dataclass
 class TrainResult:
     config: TrainConfig
@@ -408,7 +433,7 @@ def train(config: TrainConfig, resume: bool = False, log: Callable[[str], None] 
     return finish_run(start_run(config, resume, overwrite, log), log)
 
 
-# book/training.md, line 747
+# book/training.md, line 777
 class _CallableModule(types.ModuleType):
     """This module, callable as :func:`train`. ``dsnet.train`` is exported as the function, but once
     the module of the same name is imported Python binds ``dsnet.train`` to the module; calling it
@@ -422,7 +447,7 @@ if __name__ == "dsnet.train":                     # the package's module, not a 
     sys.modules[__name__].__class__ = _CallableModule
 
 
-# book/training.md, line 769
+# book/training.md, line 799
 @torch.no_grad()
 def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
@@ -430,14 +455,14 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
 
     from dsnet.plots import plot_predictions
 
-    batch = next(eval_batches(run.config, "val", size, run.device, run.ranks))
+    batch = next(run.data.eval_batches("val", size, run.device, run.ranks))
     run.model.eval()
     fig = plot_predictions(batch, predict_batch(run.model, batch, run.config, run.dtype))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
 
 
-# book/training.md, line 933
+# book/training.md, line 963
 TARGETS: dict[str, dict[str, float]] = {
     "quick": {"mask_iou": 0.90, "depth_rmse": 0.06},
     "full": {"mask_iou": 0.98, "mask_soft_iou": 0.95, "depth_rmse": 0.02},

@@ -9,7 +9,7 @@ import torch
 import dsnet.io
 from dsnet.io import file_sha256, load_pretrained, pretrained_files, pretrained_manifest, save_checkpoint
 from dsnet.losses import build_loss
-from dsnet.train import Ranks, TrainConfig, eval_batches, evaluate
+from dsnet.train import Ranks, TrainConfig, data_source, evaluate
 
 files = pretrained_files()
 TOOLS = Path(__file__).resolve().parent.parent / "tools"
@@ -30,7 +30,7 @@ def test_the_shipped_weights_reproduce_the_manifests_test_metrics():
     manifest = pretrained_manifest()
     config = TrainConfig.from_dict({**manifest["config"], "device": "cpu", "realism": "none"})  # the plain split
     model = load_pretrained("cpu")
-    batches = eval_batches(config, "test", manifest["image_size"], torch.device("cpu"), Ranks())
+    batches = data_source(config).eval_batches("test", manifest["image_size"], torch.device("cpu"), Ranks())
     test = evaluate(model, batches, build_loss(config.loss), config)
     for name in ("mask_iou", "mask_soft_iou", "depth_rmse"):
         assert test[name] == pytest.approx(manifest["test"][name], abs=2e-3), name

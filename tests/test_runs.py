@@ -114,3 +114,41 @@ def test_accumulated_micro_batches_all_reduce_once_per_step(tmp_path):
         assert once > 0 and _reductions_in_one_step(tmp_path / "four", accumulate=4) == once
     finally:
         dist.destroy_process_group()
+
+
+def test_the_data_source_is_picked_once_from_config_data(tmp_path):
+    from dsnet.modest import write_modest
+
+    folder = write_modest(tmp_path / "m", count=12, size=64, fg_per_bg=4, progress=False)
+    synthetic = runs.data_source(tiny(tmp_path))
+    assert isinstance(synthetic, runs.SyntheticSource) and synthetic.steps_per_epoch() == 32 // 8
+    with pytest.raises(ValueError, match="needs at least 8 optimizer steps; this config makes 4 "):
+        tiny(tmp_path, data=str(folder), batch_size=2, stages=((64, 1),))   # was a ZeroDivisionError in torch
+    config = tiny(tmp_path, data=str(folder), batch_size=2, stages=((64, 2),))
+    source = runs.data_source(config)
+    assert isinstance(source, runs.ModestSource) and source.problem() is None
+    run = training.build_run(config, device=torch.device("cpu"), data=source)
+    assert run.data is source
+    batches = list(source.train_batches(0, torch.device("cpu"), runs.Ranks()))
+    assert len(batches) == source.steps_per_epoch() == len(source.split("train", 64)) // 2
+    assert batches[0]["bg"].shape == (2, 3, 64, 64) and batches[0]["mask"].shape == (2, 1, 64, 64)
+    list(source.eval_batches("val", 64, torch.device("cpu"), runs.Ranks()))
+    assert source.split("train", 64) is source.split("train", 64)   # each split opened once, then kept
+    assert set(source._opened) == {("train", 64), ("val", 64)}
+
+
+def test_a_schedule_moves_the_rate_when_its_policy_says(tmp_path):
+    for name, per_step in (("onecycle", True), ("step", False), ("plateau", False)):
+        run = training.build_run(tiny(tmp_path, scheduler=name, step_every=1, lr=1e-3), device=torch.device("cpu"))
+        start = run.optimizer.param_groups[0]["lr"]
+        run.optimizer.step()
+        run.schedule.after_step()
+        assert (run.optimizer.param_groups[0]["lr"] != start) == per_step, name
+        for _ in range(4):                      # a plateau: the same validation loss epoch after epoch
+            run.schedule.after_epoch(1.0)
+        moved = run.optimizer.param_groups[0]["lr"]
+        assert (moved < start) == (not per_step), name
+        state = run.schedule.state_dict()
+        fresh = training.build_run(tiny(tmp_path, scheduler=name, step_every=1, lr=1e-3), device=torch.device("cpu"))
+        fresh.schedule.load_state_dict(state)
+        assert fresh.schedule.state_dict() == state

@@ -31,9 +31,9 @@ def test_realism_is_checked_and_reaches_every_split(tmp_path):
         make_config("quick", realism="all", data=str(tmp_path))
     config = tiny(tmp_path, realism="textures,camera")
     device, ranks = torch.device("cpu"), training.Ranks()
-    plain = next(training.train_batches(tiny(tmp_path), 0, device, ranks))
-    real = next(training.train_batches(config, 0, device, ranks))
-    test = next(training.eval_batches(config, "test", 64, device, ranks))
+    plain = next(training.data_source(tiny(tmp_path)).train_batches(0, device, ranks))
+    real = next(training.data_source(config).train_batches(0, device, ranks))
+    test = next(training.data_source(config).eval_batches("test", 64, device, ranks))
     from dsnet.data import SyntheticMuseum
     expected = SyntheticMuseum(64, length=8, seed=0, split="test", realism="textures,camera").batch(range(8))
     assert torch.equal(test["bg_fg"], expected["bg_fg"]) and torch.equal(test["mask"], expected["mask"])
@@ -42,10 +42,11 @@ def test_realism_is_checked_and_reaches_every_split(tmp_path):
 
 def test_realism_share_mixes_plain_and_realistic_scenes(tmp_path):
     device, ranks = torch.device("cpu"), training.Ranks()
-    batches = {share: next(training.train_batches(tiny(tmp_path, realism="textures", realism_share=share), 0,
-                                                  device, ranks)) for share in (0.0, 0.5, 1.0)}
+    sources = {share: training.data_source(tiny(tmp_path, realism="textures", realism_share=share))
+               for share in (0.0, 0.5, 1.0)}
+    batches = {share: next(source.train_batches(0, device, ranks)) for share, source in sources.items()}
     plain, real, mixed = batches[0.0], batches[1.0], batches[0.5]
-    assert torch.equal(plain["bg"], next(training.train_batches(tiny(tmp_path), 0, device, ranks))["bg"])
+    assert torch.equal(plain["bg"], next(training.data_source(tiny(tmp_path)).train_batches(0, device, ranks))["bg"])
     as_plain = [any(torch.equal(x, y) for y in plain["bg"]) for x in mixed["bg"]]
     as_real = [any(torch.equal(x, y) for y in real["bg"]) for x in mixed["bg"]]
     assert all(p != r for p, r in zip(as_plain, as_real))     # each scene rendered one way or the other

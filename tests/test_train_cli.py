@@ -168,7 +168,8 @@ def test_the_seed_profile_is_the_seed_recipe():
     rates = []
     for _ in range(config.epochs):
         rates.append(run.optimizer.param_groups[0]["lr"])
-        run.scheduler.step()                      # once per epoch, as train_epoch does for "step"
+        run.schedule.after_step()                 # not a per-step schedule: leaves the rate alone
+        run.schedule.after_epoch(val_loss=1.0)    # once per epoch, as train_epoch does
     assert rates == pytest.approx([0.1] * 3 + [0.01] * 3)
     assert run.optimizer.param_groups[0]["momentum"] == 0.9
 

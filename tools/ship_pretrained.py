@@ -28,10 +28,11 @@ import torch
 
 from dsnet.device import amp_dtype, pick_device
 from dsnet.files import atomic_write_text
-from dsnet.io import file_sha256, load_checkpoint, load_state_into, pretrained_files, save_weights
+from dsnet.io import (file_sha256, load_checkpoint, load_state_into, pretrained_files, save_weights,
+                      stored_input_stats)
 from dsnet.losses import build_loss
 from dsnet.model import DSResNet
-from dsnet.train import Ranks, TrainConfig, eval_batches, evaluate
+from dsnet.train import Ranks, TrainConfig, data_source, evaluate
 
 
 # about one standard error of a paired difference over the 512 test scenes (0.0022 for mask IoU, measured)
@@ -94,7 +95,7 @@ def replaced(shipped: dict | None, shipped_proxy: dict | None, alike: dict | Non
 def test_metrics(model, config: TrainConfig, size: int, realism: str, device) -> dict:
     """``model``'s metrics on the run's synthetic test split at ``size``, rendered with ``realism``."""
     config = TrainConfig.from_dict({**config.to_dict(), "realism": realism})
-    return evaluate(model, eval_batches(config, "test", size, device, Ranks()), build_loss(config.loss),
+    return evaluate(model, data_source(config).eval_batches("test", size, device, Ranks()), build_loss(config.loss),
                     config, amp_dtype(device, config.amp))
 
 
@@ -127,6 +128,7 @@ def measure(run: Path, proxy_pairs: int) -> SimpleNamespace:
     model = load_state_into(DSResNet(), state["model"], str(run / "best.pt"))
     model.half().float()  # evaluate exactly what is shipped: the fp16 weights
     model.train_size = size
+    model.input_stats = stored_input_stats(state, run / "best.pt")  # written into the weights' metadata too
     device = pick_device("auto")
     model.to(device)
     realism = None if config.realism == "none" else test_metrics(model, config, size, config.realism, device)
@@ -160,6 +162,7 @@ def manifest_of(args: argparse.Namespace, new: SimpleNamespace, weights: Path, e
         "stages": state["config"]["stages"],
         "epochs": len(history),
         "precision": history[-1].get("precision", "float32"),  # what training computed in (histories before 0.1 lack it)
+        "input_stats": new.model.input_stats.to_dict(),  # how the inputs are standardized (InputStats)
         "config": state["config"],
         "test": new.test,
         "test_split": f"{new.config.test_samples} held-out synthetic scenes at {size}px, without realism",
