@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 1459
+# book/renderer.md, line 1603
 """The MODEST Museum layout on disk: a resumable writer for the synthetic museum, and a
 reader for a written folder or for the real download."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
 MARKER = ".dsnet-museum.json"
 
 
-# book/renderer.md, line 1486
+# book/renderer.md, line 1630
 class ModestError(ValueError):
     """A MODEST folder that cannot be read or written as asked; the message names the file."""
 
@@ -62,7 +62,7 @@ def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
     return x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
 
 
-# book/renderer.md, line 1529
+# book/renderer.md, line 1673
 def _read_marker(marker: Path) -> dict:
     """The settings recorded by the run that wrote ``marker``'s folder."""
     try:
@@ -178,7 +178,7 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
     return root
 
 
-# book/renderer.md, line 1653
+# book/renderer.md, line 1797
 @contextmanager
 def _opened(path: Path, size: int | None = None) -> Iterator[Any]:
     """The image at ``path`` as :func:`dsnet.images.open_image` opens it (header read), checked to
@@ -380,7 +380,7 @@ class ModestMuseum(Dataset):
         return out
 
 
-# book/renderer.md, line 1869
+# book/renderer.md, line 2013
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.modest`, not in a notebook
     import sys
 

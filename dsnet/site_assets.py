@@ -88,7 +88,8 @@ def data_key() -> dict[str, str]:
     from dsnet.io import file_sha256, pretrained_files
 
     code = hashlib.sha256()
-    for module in ("onnx_export.py", "export.py", "site_assets.py", "scene.py", "data.py"):
+    for module in ("onnx_export.py", "export.py", "site_assets.py", "scene.py", "scene_parts.py", "raycast.py",
+                   "realism.py", "scene_assets.py", "data.py"):
         code.update((PACKAGE / module).read_bytes())
     return {"weights": file_sha256(pretrained_files()["weights"]), "code": code.hexdigest(),
             "dsnet": __version__, "torch": torch.__version__, "onnx": onnx.__version__}

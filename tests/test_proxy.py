@@ -142,7 +142,7 @@ def test_proxy_and_renderer_draw_on_different_pictures(monkeypatch):
 
     from matplotlib import cbook
 
-    from dsnet import scene
+    from dsnet import scene_assets
 
     def no_matplotlib_samples(*args, **kwargs):
         raise AssertionError("the proxy read matplotlib's sample data")
@@ -155,12 +155,12 @@ def test_proxy_and_renderer_draw_on_different_pictures(monkeypatch):
         proxy.source_images.cache_clear()
     monkeypatch.undo()
     monkeypatch.setitem(sys.modules, "skimage", None)          # import skimage now fails
-    for loader in (scene.texture_images, scene.painting_images):
-        loader.cache_clear()
+    for loader in (scene_assets.texture_images, scene_assets.painting_images):
+        scene_assets.clear_caches()
         try:
             assert len(loader()) > 0
         finally:
-            loader.cache_clear()
+            scene_assets.clear_caches()
 
 
 def test_a_missing_scikit_image_is_one_clear_message(monkeypatch):

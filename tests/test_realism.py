@@ -3,7 +3,7 @@ ground truth stays exact, samples stay deterministic, and everything off is the 
 import pytest
 import torch
 
-from dsnet import scene
+from dsnet import realism, scene, scene_assets, scene_parts
 from dsnet.scene import Realism
 
 SIZE = 48
@@ -93,14 +93,14 @@ def test_some_objects_wear_the_walls_photograph():
 def test_camouflaged_objects_look_like_the_wall():
     """A camouflaged capsule's colour before lighting is the walls' colour tinted by the walls'
     photograph, whatever its own colour was."""
-    look = scene.FgLook(tex=torch.tensor([[2, 2]]), scale=torch.ones(1, 2), angle=torch.zeros(1, 2),
-                        shift=torch.zeros(1, 2, 2), contrast=torch.full((1, 2), 0.2),
-                        own=torch.tensor([[False, False]]), camo=torch.tensor([[True, False]]),
-                        wall=torch.tensor([[0.2, 0.4, 0.6]]))
+    look = scene_parts.FgLook(tex=torch.tensor([[2, 2]]), scale=torch.ones(1, 2), angle=torch.zeros(1, 2),
+                              shift=torch.zeros(1, 2, 2), contrast=torch.full((1, 2), 0.2),
+                              own=torch.tensor([[False, False]]), camo=torch.tensor([[True, False]]),
+                              wall=torch.tensor([[0.2, 0.4, 0.6]]))
     P = torch.tensor([[0.3, 1.0, 2.0], [0.3, 1.0, 2.0]])
     own = torch.tensor([[0.9, 0.1, 0.1], [0.9, 0.1, 0.1]])
-    out = scene.foreground_photos(look, torch.tensor([0, 0]), torch.tensor([0, 1]), P, own,
-                                  torch.tensor([[1.0, 0.0, 0.0]] * 2), torch.full((2,), 0.001))
+    out = realism.foreground_photos(look, torch.tensor([0, 0]), torch.tensor([0, 1]), P, own,
+                                    torch.tensor([[1.0, 0.0, 0.0]] * 2), torch.full((2,), 0.001))
     ratio = out / torch.stack([look.wall[0], own[1]])
     assert torch.allclose(ratio[0], ratio[0, :1].expand(3)) and torch.allclose(ratio[0], ratio[1])
 
@@ -136,7 +136,7 @@ def test_soft_composite_directly():
     mask = torch.zeros(1, 1, 8, 8)
     mask[..., :4] = 1
     bg, fg = torch.zeros(1, 3, 8, 8), torch.ones(1, 3, 8, 8) * mask
-    out = scene.soft_composite(bg, fg, mask, torch.tensor([0.8]))[0, 0, 4]
+    out = realism.soft_composite(bg, fg, mask, torch.tensor([0.8]))[0, 0, 4]
     assert torch.equal(out[:2], torch.ones(2)) and torch.equal(out[6:], torch.zeros(2))
     assert out[2] > out[3] > 0.5 > out[4] > out[5] > 0
     assert out[3] + out[4] == pytest.approx(1.0) and out[2] + out[5] == pytest.approx(1.0)
@@ -150,32 +150,33 @@ def test_camera_changes_every_pixel_and_keeps_the_truth(plain, each):
 
 def test_camera_shot_exposure_white_balance_and_noise():
     image = torch.full((2, 3, 64, 64), 0.5)
-    shot = scene.Shot(exposure=torch.tensor([1.0, 1.2]), white=torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.9, 1.1]]),
-                      read=torch.tensor([0.02, 0.0]), gain=torch.tensor([0.0, 0.0]),
-                      rows=torch.tensor([[1235, 0], [777, 99]]), cols=torch.tensor([[3, 5], [1, 0]]))
-    out = scene.camera_shot(image, shot)
+    shot = scene_parts.Shot(exposure=torch.tensor([1.0, 1.2]), white=torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.9, 1.1]]),
+                            read=torch.tensor([0.02, 0.0]), gain=torch.tensor([0.0, 0.0]),
+                            rows=torch.tensor([[1235, 0], [777, 99]]), cols=torch.tensor([[3, 5], [1, 0]]))
+    out = realism.camera_shot(image, shot)
     assert out[0].std().item() == pytest.approx(0.02, rel=0.1) and out[0].mean().item() == pytest.approx(0.5, abs=2e-3)
     assert torch.allclose(out[1].mean((1, 2)), torch.tensor([0.6, 0.54, 0.66]))   # no noise: gains only
     # the noise grows with the signal: variance read**2 + gain * signal
-    bright = scene.Shot(exposure=torch.ones(2), white=torch.ones(2, 3), read=torch.zeros(2),
-                        gain=torch.full((2,), 0.004), rows=torch.tensor([[1, 5], [3, 7]]), cols=torch.tensor([[5, 1], [7, 2]]))
-    levels = scene.camera_shot(torch.stack([torch.full((3, 64, 64), 0.1), torch.full((3, 64, 64), 0.4)]), bright)
+    bright = scene_parts.Shot(exposure=torch.ones(2), white=torch.ones(2, 3), read=torch.zeros(2),
+                              gain=torch.full((2,), 0.004), rows=torch.tensor([[1, 5], [3, 7]]),
+                              cols=torch.tensor([[5, 1], [7, 2]]))
+    levels = realism.camera_shot(torch.stack([torch.full((3, 64, 64), 0.1), torch.full((3, 64, 64), 0.4)]), bright)
     assert levels[0].std().item() == pytest.approx(0.02, rel=0.1) and levels[1].std().item() == pytest.approx(0.04, rel=0.1)
 
 
 def test_noise_reads_each_table_entry_once_per_shot(monkeypatch):
-    bank = scene.noise_bank()
-    assert bank.shape == (scene.NOISE_ROWS, scene.NOISE_COLS) and scene.noise_bank() is bank
+    bank = scene_assets.noise_bank()
+    assert bank.shape == (scene_assets.NOISE_ROWS, scene_assets.NOISE_COLS) and scene_assets.noise_bank() is bank
     assert abs(bank.mean()) < 0.01 and abs(bank.std() - 1) < 0.01
-    shot = scene.Shot(exposure=torch.ones(2), white=torch.ones(2, 3), read=torch.zeros(2), gain=torch.zeros(2),
-                      rows=torch.tensor([[2_471, 4_000], [1, 0]]), cols=torch.tensor([[1_023, 17], [3, 5]]))
+    shot = scene_parts.Shot(exposure=torch.ones(2), white=torch.ones(2, 3), read=torch.zeros(2), gain=torch.zeros(2),
+                            rows=torch.tensor([[2_471, 4_000], [1, 0]]), cols=torch.tensor([[1_023, 17], [3, 5]]))
     shape = (2, 3, scene.MAX_SIZE, scene.MAX_SIZE)
-    noise = scene.shot_noise(shot, shape, "cpu")
+    noise = realism.shot_noise(shot, shape, "cpu")
     assert abs(torch.corrcoef(noise.flatten(1))[0, 1]) < 0.01         # two shots: unrelated
     # with a table of entry numbers, a shot reads back which entries it used: each once
-    numbers = torch.arange(scene.NOISE_ROWS * scene.NOISE_COLS, dtype=torch.float32).view(bank.shape)
-    monkeypatch.setattr(scene, "noise_bank", lambda device: numbers)
-    entries = scene.shot_noise(shot, shape, "cpu")
+    numbers = torch.arange(scene_assets.NOISE_ROWS * scene_assets.NOISE_COLS, dtype=torch.float32).view(bank.shape)
+    monkeypatch.setattr(realism, "noise_bank", lambda device: numbers)
+    entries = realism.shot_noise(shot, shape, "cpu")
     assert entries[0].unique().numel() == entries[0].numel()          # the largest shot
 
 
@@ -220,15 +221,15 @@ def test_cpu_and_gpu_agree_with_realism():
 
 
 def test_texture_bank():
-    photos = scene.texture_images()
+    photos = scene_assets.texture_images()
     n = len(photos)
-    assert photos.shape == (n, scene.TEXTURE_SIZE, scene.TEXTURE_SIZE, 4) and n >= 6
+    assert photos.shape == (n, scene_assets.TEXTURE_SIZE, scene_assets.TEXTURE_SIZE, 4) and n >= 6
     assert photos[..., :3].min() >= 0 and photos[..., :3].max() <= 1
     z = photos[..., 3].flatten(1)
     assert z.mean(1).abs().max() < 0.05                        # z-scores, clipped at +-3: the
     assert 0.85 < z.std(1).min() and z.std(1).max() < 1.001    # clip only narrows them
-    bank = scene.texture_bank()
-    assert bank is scene.texture_bank() and bank.shape == (4, n * sum((256 >> k) ** 2 for k in range(4)))
+    bank = scene_assets.texture_bank()
+    assert bank is scene_assets.texture_bank() and bank.shape == (4, n * sum((256 >> k) ** 2 for k in range(4)))
 
 
 def test_texture_lookup_mirrors_and_filters():
@@ -236,13 +237,13 @@ def test_texture_lookup_mirrors_and_filters():
     s = torch.tensor([0.3, 1.7, 2.3, -0.3, 0.3])
     r = torch.full((5,), 0.6)
     one = torch.ones(5)
-    rgb = scene.texture_lookup(tex, s, r, one, slice(0, 3))
+    rgb = realism.texture_lookup(tex, s, r, one, slice(0, 3))
     assert rgb.shape == (3, 5)
     # repeats are mirror images: 1.7 reads 0.3, 2.3 reads 0.3, -0.3 reads 0.3
     assert torch.equal(rgb[:, 1], rgb[:, 0]) and torch.equal(rgb[:, 2], rgb[:, 0]) and torch.equal(rgb[:, 3], rgb[:, 0])
     # a footprint of 8 texels reads the 32 x 32 level: the mean of the 8 x 8 texels around
-    far = scene.texture_lookup(tex[:1], torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([8.0]), 3)
-    full = scene.texture_images()[0, ..., 3]
+    far = realism.texture_lookup(tex[:1], torch.tensor([0.5]), torch.tensor([0.5]), torch.tensor([8.0]), 3)
+    full = scene_assets.texture_images()[0, ..., 3]
     assert far.item() == pytest.approx(full[128:136, 128:136].mean().item(), abs=1e-5)
 
 

@@ -4,7 +4,7 @@ import math
 import pytest
 import torch
 
-from dsnet import scene
+from dsnet import raycast, scene, scene_assets, scene_parts
 
 SIZE = 48
 
@@ -70,8 +70,8 @@ def test_foreground_is_nearer_than_the_room(batch):
     room_only = scene.museum_batch(range(8), SIZE, seed=3)
     # the depth under the mask is in front of the wall the figure hides
     sc = scene.draw_scene(scene.scene_uniforms([(3, 0, 0, i) for i in range(8)], scene.ROOM_DRAWS)).to("cpu")
-    dirs = scene.camera_rays(sc.camera, SIZE, SIZE)
-    t_room, _ = scene.room_hit(sc, *dirs)
+    dirs = raycast.camera_rays(sc.camera, SIZE, SIZE)
+    t_room, _ = raycast.room_hit(sc, *dirs)
     room_depth = (t_room / scene.FAR).clamp(0, 1).view(8, 1, SIZE, SIZE)
     m = room_only["mask"].bool()
     assert (room_only["depth"][m] < room_depth[m] + 1e-6).all()
@@ -82,8 +82,8 @@ def test_depth_is_planar_on_walls():
     """On a plane, 1 / depth is affine in the pixel coordinates: its second differences vanish
     wherever three neighbours see the same face; and depth has no steps there."""
     sc = scene.draw_scene(scene.scene_uniforms([(0, 0, 0, i) for i in range(4)], scene.ROOM_DRAWS)).to("cpu")
-    dirs = scene.camera_rays(sc.camera, 64, 64)
-    t, face = scene.room_hit(sc, *dirs)
+    dirs = raycast.camera_rays(sc.camera, 64, 64)
+    t, face = raycast.room_hit(sc, *dirs)
     t, face = t.view(4, 64, 64), face.view(4, 64, 64)
     inv = 1 / t.double()
     second = inv[:, :, 2:] - 2 * inv[:, :, 1:-1] + inv[:, :, :-2]
@@ -102,8 +102,8 @@ def test_depth_is_planar_metres_over_far():
     room = scene.draw_scene(scene.scene_uniforms([(0, 0, 0, 0)], scene.ROOM_DRAWS)).to("cpu")
     people = scene.draw_foreground(scene.scene_uniforms([(0, 0, 1, 0, 0)], scene.FG_DRAWS), room).to("cpu")
     hfov = torch.tensor([0.7])
-    camera = scene.Camera(origin=torch.tensor([[0.0, 2.5, 2.0]]), rot=torch.eye(3)[None],
-                          focal=1 / torch.tan(hfov / 2), hfov=hfov, yaw=torch.zeros(1))
+    camera = scene_parts.Camera(origin=torch.tensor([[0.0, 2.5, 2.0]]), rot=torch.eye(3)[None],
+                                focal=1 / torch.tan(hfov / 2), hfov=hfov, yaw=torch.zeros(1))
     facing = replace(room, room=replace(room.room, size=torch.tensor([[14.0, 5.0, 14.0]])), camera=camera)
     out = scene.render(facing, replace(people, valid=torch.zeros_like(people.valid)), 32)
     assert torch.allclose(out["depth"], torch.full_like(out["depth"], 5 / scene.FAR), atol=1e-5)
@@ -112,23 +112,23 @@ def test_depth_is_planar_metres_over_far():
 
 def test_capsule_and_sphere_hits():
     o = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([0.0]))
-    d = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([1.0]))
+    direction = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([1.0]))
     # sphere of radius 1 at z = 5: entered at z = 4
     a = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([5.0]))
-    assert scene.capsule_hit(o, d, a, a, torch.tensor([1.0])).item() == pytest.approx(4.0)
+    assert raycast.capsule_hit(o, direction, a, a, torch.tensor([1.0])).item() == pytest.approx(4.0)
     # vertical capsule from y=-1 to y=1 at z=5, radius 0.5: side entered at z = 4.5
     b0 = (torch.tensor([0.0]), torch.tensor([-1.0]), torch.tensor([5.0]))
     b1 = (torch.tensor([0.0]), torch.tensor([1.0]), torch.tensor([5.0]))
-    assert scene.capsule_hit(o, d, b0, b1, torch.tensor([0.5])).item() == pytest.approx(4.5)
+    assert raycast.capsule_hit(o, direction, b0, b1, torch.tensor([0.5])).item() == pytest.approx(4.5)
     # along its axis: the end cap, at z = 5 - 2 - 0.5
     c0 = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([5.0]))
     c1 = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([3.0]))
-    assert scene.capsule_hit(o, d, c0, c1, torch.tensor([0.5])).item() == pytest.approx(2.5)
+    assert raycast.capsule_hit(o, direction, c0, c1, torch.tensor([0.5])).item() == pytest.approx(2.5)
     # a miss, and a capsule behind the camera
     m = (torch.tensor([3.0]), torch.tensor([0.0]), torch.tensor([5.0]))
-    assert math.isinf(scene.capsule_hit(o, d, m, m, torch.tensor([1.0])).item())
+    assert math.isinf(raycast.capsule_hit(o, direction, m, m, torch.tensor([1.0])).item())
     back = (torch.tensor([0.0]), torch.tensor([0.0]), torch.tensor([-5.0]))
-    assert math.isinf(scene.capsule_hit(o, d, back, back, torch.tensor([1.0])).item())
+    assert math.isinf(raycast.capsule_hit(o, direction, back, back, torch.tensor([1.0])).item())
 
 
 def test_backgrounds_shared_within_a_room():
@@ -144,7 +144,7 @@ def test_scene_parts_slice_and_move_together():
     assert part.camera.origin.shape == (2, 3) and part.room.size.dtype == torch.float32
     assert part.paintings.image.dtype == torch.long and part.paintings.hung.dtype == torch.bool
     assert torch.equal(part.light.position, sc.light.position[1:3].float())
-    assert fg.a.shape == (5, scene.N_PRIMS, 3) and fg[torch.tensor([4])].valid.shape == (1, scene.N_PRIMS)
+    assert fg.a.shape == (5, scene_parts.N_PRIMS, 3) and fg[torch.tensor([4])].valid.shape == (1, scene_parts.N_PRIMS)
     # a sub-batch renders the same pictures as the whole batch
     whole = scene.render(sc.to("cpu"), fg.to("cpu"), 32)
     some = scene.render(part, fg[1:3].to("cpu"), 32)
@@ -152,18 +152,37 @@ def test_scene_parts_slice_and_move_together():
         assert _close(whole[k][1:3], some[k]), k
 
 
-def test_paintings_are_cached_without_module_state():
-    before = dict(vars(scene))
-    scene.painting_images.cache_clear()
-    scene.painting_bank.cache_clear()
-    pictures, aspects = scene.painting_images()
-    assert pictures.shape == (len(aspects), scene.PAINTING_SIZE, scene.PAINTING_SIZE, 3)
-    assert scene.painting_images()[0] is pictures                      # loaded once
-    bank = scene.painting_bank()
-    assert bank is scene.painting_bank() and bank.shape == (3, len(aspects) * scene.PAINTING_SIZE ** 2)
+def test_paintings_are_loaded_once_and_kept_in_the_cache_only():
+    before = {name: dict(vars(module)) for name, module in
+              (("scene", scene), ("raycast", raycast), ("scene_assets", scene_assets))}
+    scene_assets.clear_caches()
+    pictures, aspects = scene_assets.painting_images()
+    size = scene_assets.PAINTING_SIZE
+    assert pictures.shape == (len(aspects), size, size, 3)
+    assert scene_assets.painting_images()[0] is pictures                      # loaded once
+    bank = scene_assets.painting_bank()
+    assert bank is scene_assets.painting_bank(torch.device("cpu")) and bank.shape == (3, len(aspects) * size ** 2)
     scene.museum_batch([0], 16)
-    after = vars(scene)
-    assert set(after) == set(before) and all(after[k] is v for k, v in before.items())
+    for name, module in (("scene", scene), ("raycast", raycast), ("scene_assets", scene_assets)):
+        after = vars(module)                                     # no module-level name is bound or rebound
+        assert set(after) == set(before[name]) and all(after[k] is v for k, v in before[name].items())
+
+
+def test_clear_caches_frees_every_table_and_renders_the_same_after():
+    """``dsnet.clear_caches`` empties the renderer's one cache on every device; the images and tables
+    made again after it render the same samples, equal to the bit."""
+    import dsnet
+
+    kinds = {"painting_images", "painting_bank", "texture_images", "texture_bank", "noise_bank"}
+    before = scene.museum_batch(range(4), 32, seed=5, realism="all")
+    assert {name for name, _ in scene_assets.CACHE.kept} == kinds
+    assert {device for _, device in scene_assets.CACHE.kept} == {torch.device("cpu")}
+    dsnet.clear_caches()
+    assert scene_assets.CACHE.kept == {}
+    after = scene.museum_batch(range(4), 32, seed=5, realism="all")
+    assert {name for name, _ in scene_assets.CACHE.kept} == kinds
+    for k in before:
+        assert torch.equal(before[k], after[k]), k
 
 
 def test_sizes_beyond_the_limit_are_refused():
