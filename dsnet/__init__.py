@@ -24,8 +24,10 @@ _EXPORTS = {
     "check_inputs": "dsnet.model",
     "traced_shapes": "dsnet.model",
     "SyntheticMuseum": "dsnet.data",
+    "InputStats": "dsnet.data",
     "museum_batch": "dsnet.scene",
     "Realism": "dsnet.scene",
+    "clear_caches": "dsnet.scene_assets",
     "ModestMuseum": "dsnet.modest",
     "write_modest": "dsnet.modest",
     "build_loss": "dsnet.losses",
@@ -35,6 +37,7 @@ _EXPORTS = {
     "train": "dsnet.train",
     "predict": "dsnet.inference",
     "load_predictor": "dsnet.inference",
+    "PredictOptions": "dsnet.inference",
     "PredictionResult": "dsnet.inference",
     "export_model": "dsnet.export",
     "load_exported": "dsnet.export",
@@ -63,15 +66,16 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from dsnet.blocks import DoubleConvBlock, ResDecoderBlock, ResEncoderBlock
-    from dsnet.data import SyntheticMuseum
+    from dsnet.data import InputStats, SyntheticMuseum
     from dsnet.export import export_model, load_exported
-    from dsnet.inference import PredictionResult, load_predictor, predict
+    from dsnet.inference import PredictionResult, PredictOptions, load_predictor, predict
     from dsnet.io import load_model, load_pretrained
     from dsnet.lr_finder import lr_range_test
     from dsnet.losses import build_loss
     from dsnet.metrics import SegDepthMetrics
     from dsnet.modest import ModestMuseum, write_modest
     from dsnet.scene import Realism, museum_batch
+    from dsnet.scene_assets import clear_caches
     from dsnet.train import TrainConfig, make_config, train
     from dsnet.model import DSResNet, Prediction, check_inputs, traced_shapes
     from dsnet.shapes import Stage, check_input_size, shape_table

@@ -302,7 +302,7 @@ def bench_predict(sizes: Sequence[int] = (224,), steps: int = 10, warmup: int = 
     from pathlib import Path
 
     from dsnet.device import pick_device
-    from dsnet.inference import plan_sizes, predict_files
+    from dsnet.inference import PredictOptions, plan_sizes, predict_files
     from dsnet.shapes import size_problem
 
     problems = [p for p in (size_problem("size", s) for s in sizes) if p]
@@ -329,7 +329,7 @@ def bench_predict(sizes: Sequence[int] = (224,), steps: int = 10, warmup: int = 
             for key, size_arg in (("one_pass", size), ("default", None)):
                 log(f"{size}px: dsnet predict path, {'--size %d' % size if size_arg else 'default plan'}")
                 times = _timed((lambda chunk=chunk, s=size_arg: predict_files(
-                    predictor, chunk, Path(root) / "out", size=s, figures=False)
+                    predictor, chunk, Path(root) / "out", PredictOptions(size=s), figures=False)
                     for chunk in chunks), warmup, device)
                 row[f"predict_{key}_pairs_per_s"] = _rate(times, pairs)
         for key, net_sizes in (("one_pass", [(size, size)]), ("default", list(dict.fromkeys(plan)))):

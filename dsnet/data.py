@@ -6,7 +6,11 @@ augmentation that treats BG and BG-FG alike."""
 from __future__ import annotations
 
 import io
+import json
+import math
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -26,7 +30,7 @@ MODEST_STATS = {
 }
 
 
-# book/data.md, line 202
+# book/data.md, line 206
 class SyntheticMuseum(Dataset):
     """``length`` samples of the synthetic museum at ``size`` x ``size``, rendered on demand.
 
@@ -83,7 +87,7 @@ class SyntheticMuseum(Dataset):
             yield self.batch(chunk.tolist())
 
 
-# book/data.md, line 301
+# book/data.md, line 305
 def channel_stats(batches: Iterable[dict[str, Tensor]], keys: Iterable[str] = KEYS) -> dict[str, tuple]:
     """Per-channel ``(means, stds)`` of each key over all pixels of ``batches`` (float64 sums)."""
     sums: dict[str, list[Tensor]] = {}
@@ -105,22 +109,88 @@ def normalize(batch: dict[str, Tensor], stats: dict[str, tuple] = MODEST_STATS,
     """``batch`` with the images of ``keys`` standardized by ``stats``; targets untouched."""
     out = dict(batch)
     for k in keys:
-        x = batch[k]
-        mean, std = (torch.tensor(v, dtype=x.dtype, device=x.device).view(-1, 1, 1) for v in stats[k])
-        out[k] = (x - mean) / std
+        out[k] = standardize(batch[k], *stats[k])
     return out
 
 
-# book/data.md, line 358
-def model_inputs(batch: dict[str, Tensor], channels_last: bool) -> tuple[Tensor, Tensor]:
-    """The model's inputs from a batch: BG and BG-FG normalized by ``MODEST_STATS``,
-    ``(B, 3, H, W)`` each, in channels-last memory layout if ``channels_last``, else contiguous."""
-    batch = normalize(batch)
+def standardize(x: Tensor, mean: Tensor | Iterable[float], std: Tensor | Iterable[float]) -> Tensor:
+    """``(x - mean) / std`` per channel for ``x`` ``(C, H, W)`` or ``(N, C, H, W)``, in ``x``'s dtype
+    on its device, ``mean`` and ``std`` being ``C`` numbers (or a tensor of them, e.g. a module's
+    buffer): the one place dsnet standardizes a tensor."""
+    mean, std = (torch.as_tensor(v if isinstance(v, Tensor) else tuple(v), dtype=x.dtype, device=x.device)
+                 .view(-1, 1, 1) for v in (mean, std))
+    return (x - mean) / std
+
+
+# book/data.md, line 370
+Stats = tuple[tuple[float, ...], tuple[float, ...]]
+
+
+@dataclass(frozen=True)
+class InputStats:
+    """How a model's two images are standardized: per-channel ``(mean, std)`` of BG and of
+    BG-FG, three numbers each. ValueError for any other shape, a non-finite value or a std <= 0."""
+
+    bg: Stats
+    bg_fg: Stats
+
+    def __post_init__(self) -> None:
+        for key in ("bg", "bg_fg"):
+            value = getattr(self, key)
+            try:
+                mean, std = (tuple(float(v) for v in part) for part in value)
+                ok = len(mean) == len(std) == 3 and all(map(math.isfinite, mean + std)) and min(std) > 0
+            except (TypeError, ValueError):
+                ok = False
+            if not ok:
+                raise ValueError(f"input statistics of {key} must be a mean and a std of 3 finite numbers each, "
+                                 f"the std above 0, not {value!r}; pass them as InputStats.to_dict writes them")
+            object.__setattr__(self, key, (mean, std))
+
+    def apply(self, bg: Tensor, bg_fg: Tensor) -> tuple[Tensor, Tensor]:
+        """``bg`` and ``bg_fg`` ``(3, H, W)`` or ``(N, 3, H, W)`` standardized: the same shapes."""
+        return standardize(bg, *self.bg), standardize(bg_fg, *self.bg_fg)
+
+    def to_dict(self) -> dict[str, dict[str, list[float]]]:
+        """``{"bg": {"mean": [...], "std": [...]}, "bg_fg": {...}}``, as files and contracts store it."""
+        return {key: {"mean": list(mean), "std": list(std)} for key, (mean, std) in
+                (("bg", self.bg), ("bg_fg", self.bg_fg))}
+
+    @classmethod
+    def from_dict(cls, value: dict[str, Any] | str) -> InputStats:
+        """The statistics :meth:`to_dict` wrote, as a dict or its JSON text."""
+        try:
+            value = json.loads(value) if isinstance(value, str) else value
+            parts = [(value[key]["mean"], value[key]["std"]) for key in ("bg", "bg_fg")]
+        except (ValueError, TypeError, KeyError):
+            raise ValueError("input statistics must read {'bg': {'mean': [3 numbers], 'std': [3 numbers]}, "
+                             f"'bg_fg': {{...}}}}, not {str(value)[:80]!r}; pass what InputStats.to_dict "
+                             "writes") from None
+        return cls(*parts)
+
+    @classmethod
+    def of(cls, model: object) -> InputStats:
+        """The statistics ``model`` carries as ``input_stats``; :data:`MODEST_INPUTS` if none."""
+        stats = getattr(model, "input_stats", None)
+        return stats if isinstance(stats, InputStats) else MODEST_INPUTS
+
+
+# what every dsnet training run standardizes with, and what a file without statistics holds
+MODEST_INPUTS = InputStats(MODEST_STATS["bg"], MODEST_STATS["bg_fg"])
+
+
+# book/data.md, line 434
+def model_inputs(batch: dict[str, Tensor], channels_last: bool,
+                 stats: InputStats = MODEST_INPUTS) -> tuple[Tensor, Tensor]:
+    """The model's inputs from a batch: BG and BG-FG standardized by ``stats`` (training's,
+    :data:`MODEST_INPUTS`), ``(B, 3, H, W)`` each, in channels-last memory layout if
+    ``channels_last``, else contiguous."""
+    bg, bg_fg = stats.apply(batch["bg"], batch["bg_fg"])
     layout = torch.channels_last if channels_last else torch.contiguous_format
-    return batch["bg"].contiguous(memory_format=layout), batch["bg_fg"].contiguous(memory_format=layout)
+    return bg.contiguous(memory_format=layout), bg_fg.contiguous(memory_format=layout)
 
 
-# book/data.md, line 385
+# book/data.md, line 464
 def _factors(n: int, spread: float, generator: torch.Generator | None) -> Tensor:
     return 1 + spread * (2 * torch.rand(n, generator=generator, dtype=torch.float64) - 1)
 
@@ -173,7 +243,7 @@ def jpeg_round_trip(batch: dict[str, Tensor], quality: tuple[int, int] = (60, 95
     return out
 
 
-# book/data.md, line 618
+# book/data.md, line 697
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.data`, not in a notebook
     import sys
 

@@ -1,6 +1,6 @@
 # Generated from book/using.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/using.md, line 914
+# book/using.md, line 923
 """Export a trained DSResNet as a deployable artifact (``torch.export`` or TorchScript) with its
 input contract written next to it, checked against the eager model."""
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from dsnet._version import __version__
-from dsnet.data import MODEST_STATS
+from dsnet.data import InputStats, standardize
 from dsnet.files import probe_writable
 from dsnet.io import atomic_write, pretrained_files
 from dsnet.inference import ModelSource, load_predictor
@@ -28,23 +28,26 @@ TOLERANCE = 1e-4
 
 
 class Deployable(nn.Module):
-    """DSResNet with its input normalization and output sigmoids built in:
-    ``(bg, bg_fg)`` RGB ``(N, 3, H, W)`` in [0, 1] -> ``(depth, mask_prob)`` ``(N, 1, H, W)`` in [0, 1]."""
+    """DSResNet with its input standardization and output sigmoids built in:
+    ``(bg, bg_fg)`` RGB ``(N, 3, H, W)`` in [0, 1] -> ``(depth, mask_prob)`` ``(N, 1, H, W)`` in [0, 1].
+    ``stats``: the model's :class:`dsnet.data.InputStats` (None: those it carries), kept as
+    buffers so that the artifact holds them and moves with them."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, stats: InputStats | None = None) -> None:
         super().__init__()
         self.model = model
-        for key in ("bg", "bg_fg"):
-            mean, std = MODEST_STATS[key]
+        stats = stats or InputStats.of(model)
+        for key, (mean, std) in (("bg", stats.bg), ("bg_fg", stats.bg_fg)):
             self.register_buffer(f"{key}_mean", torch.tensor(mean).view(1, 3, 1, 1))
             self.register_buffer(f"{key}_std", torch.tensor(std).view(1, 3, 1, 1))
 
     def forward(self, bg: Tensor, bg_fg: Tensor) -> tuple[Tensor, Tensor]:
-        depth, mask = self.model((bg - self.bg_mean) / self.bg_std, (bg_fg - self.bg_fg_mean) / self.bg_fg_std)
+        depth, mask = self.model(standardize(bg, self.bg_mean, self.bg_std),
+                                 standardize(bg_fg, self.bg_fg_mean, self.bg_fg_std))
         return torch.sigmoid(depth), torch.sigmoid(mask)
 
 
-# book/using.md, line 959
+# book/using.md, line 971
 def format_of(path: str | os.PathLike, format: str | None = None) -> str:
     """``format`` if given, else from the suffix: ``.pt2`` -> export, ``.ts``/``.pt``/``.jit`` -> torchscript."""
     if format is not None:
@@ -124,7 +127,7 @@ def export_model(model: ModelSource, path: str | os.PathLike, *, format: str | N
     check_writable(path)
     if size is None:
         size = (predictor.train_size or 224,) * 2
-    eager = Deployable(copy.deepcopy(predictor.model).float().cpu().eval()).eval()
+    eager = Deployable(copy.deepcopy(predictor.model).float().cpu().eval(), predictor.input_stats).eval()
     staged = path.with_name(f".{path.name}.{os.getpid()}.tmp{FORMATS[kind]}")  # torch warns about other suffixes
     try:
         _write(kind, eager, _example(size, 2, seed=0), staged)
@@ -181,10 +184,11 @@ def check_writable(path: Path) -> None:
         raise type(error)(error.errno, f"cannot write {path}: {error.strerror or type(error).__name__}") from None
 
 
-def contract_parts(shape: str, who: str) -> dict[str, Any]:
+def contract_parts(shape: str, who: str, stats: InputStats) -> dict[str, Any]:
     """What every export's JSON contract says alike: ``images``, its two inputs of ``shape``;
     ``alignment``, that lining the pair up is not inside; ``normalization``, applied inside by
-    ``who`` ("the artifact", "the model"), with the statistics; ``outputs``, the two maps."""
+    ``who`` ("the artifact", "the model"), with the model's statistics ``stats``; ``outputs``, the
+    two maps."""
     return {
         "images": {"bg": f"float32 {shape}: the background, RGB in [0, 1]",
                    "bg_fg": f"float32 {shape}: the same view with the foreground, RGB in [0, 1]"},
@@ -193,7 +197,7 @@ def contract_parts(shape: str, who: str) -> dict[str, Any]:
         "normalization": {
             "applied_inside": True,
             "note": f"{who} computes (x - mean) / std itself; do not normalize the inputs",
-            **{key: {"mean": list(MODEST_STATS[key][0]), "std": list(MODEST_STATS[key][1])} for key in ("bg", "bg_fg")},
+            **stats.to_dict(),
         },
         "outputs": [
             {"name": "depth", "shape": "(N, 1, H, W)", "meaning": "float32 in [0, 1], sigmoid of the depth "
@@ -209,7 +213,7 @@ def _contract(kind: str, path: Path, size: tuple[int, int], predictor, differenc
         shape, sizes = f"(N, 3, {size[0]}, {size[1]})", f"exactly {size[0]} x {size[1]} (resize your images)"
     else:
         shape, sizes = "(N, 3, H, W)", f"H and W divisible by {DIVISOR} and at least {MIN_SIZE}"
-    parts = contract_parts(shape, "the artifact")
+    parts = contract_parts(shape, "the artifact", predictor.input_stats)
     return {
         "artifact": path.name,
         "format": kind,

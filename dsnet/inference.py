@@ -5,28 +5,27 @@
 in; the foreground's mask and the scene's depth out, at the input's own size."""
 from __future__ import annotations
 
-import copy
 import functools
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from dsnet.data import normalize
+from dsnet.data import InputStats
 from dsnet.device import amp_dtype, pick_device
 from dsnet.images import ImageInput, Images, open_images, resize
 from dsnet.files import atomic_write_group, shown
-from dsnet.io import load_pretrained, load_weights, pretrained_files
-from dsnet.plots import plot_prediction
+from dsnet.io import device_of, load_model, pretrained_files, ready_model, target_device
+from dsnet.plots import plot_result
 from dsnet.shapes import DIVISOR, MIN_SIZE, check_input_size
 
 
-# book/using.md, line 198
+# book/using.md, line 197
 SizeSpec = Union[None, str, int, tuple]
 
 
@@ -102,58 +101,22 @@ def _capped(height: float, width: float) -> tuple[int, int]:
 ModelSource = Union[None, str, os.PathLike, nn.Module, "Predictor"]
 
 
-@dataclass
-class Predictor:
-    """A model ready to predict: in eval mode on ``device``, with the size it was trained at."""
-
-    model: nn.Module
-    device: torch.device
-    train_size: int | None = None
-    source: str = "module"
-
-    def __call__(self, bg: ImageInput, bg_fg: ImageInput, *, size: SizeSpec = None, batch_size: int = 16,
-                 threshold: float = 0.5, align: bool = True) -> PredictionResult:
-        return _predict(self, bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold, align=align)
-
-
 def load_predictor(model: ModelSource = None, device: str | torch.device | None = None) -> Predictor:
     """A :class:`Predictor` from a checkpoint path (or its folder), a ``.safetensors`` file, a
-    model (its ``train_size`` attribute, if any, is the size it was trained at), or None (or
-    ``"pretrained"``) for a fresh copy of the shipped weights. ``device``: default CUDA when
-    available (a model you pass stays where it is unless ``device`` is given); ValueError for a
-    device this machine lacks. A model you pass is never changed: see :func:`ready_model`."""
+    model (its ``train_size`` and ``input_stats`` attributes, if any, say how it was trained), a
+    Predictor, or None (or ``"pretrained"``) for a fresh copy of the shipped weights, loaded by
+    :func:`dsnet.io.load_model`. ``device``: None keeps a model or Predictor you pass where it is
+    and puts a file's on CUDA when available (:func:`dsnet.io.target_device`); ValueError for a
+    device this machine lacks. A model you pass is never changed."""
     if isinstance(model, Predictor):
         if device is None or pick_device(device) == model.device:
             return model
-        device = pick_device(device)
-        return Predictor(ready_model(model.model, device), device, model.train_size, model.source)
-    if isinstance(model, nn.Module):
-        net = ready_model(model, None if device is None else pick_device(device))
-        return Predictor(net, _device_of(net), getattr(model, "train_size", None), "module")
-    device = pick_device(device)
-    if model is None or model == "pretrained":
-        net = load_pretrained(device)
-        return Predictor(net, device, net.train_size, "pretrained")
-    if not isinstance(model, (str, os.PathLike)):
-        raise TypeError(f"model must be a checkpoint path, a DSResNet, a Predictor or None, not {type(model).__name__}")
-    net, _ = load_weights(model)
-    return Predictor(net.to(device).eval(), device, net.train_size, str(model))
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    first = next(model.parameters(), None)
-    return first.device if first is not None else torch.device("cpu")
-
-
-def ready_model(model: nn.Module, device: torch.device | None = None) -> nn.Module:
-    """``model`` itself if it is in eval mode (every module) and on ``device`` (None: where it
-    is), else an eval-mode copy on ``device``. Prediction never switches the mode or the device
-    of a model it is given: a model shared by threads, or one in the middle of its training,
-    stays as it was, and concurrent predictions on one model are safe as long as nothing trains,
-    moves or changes it meanwhile."""
-    if not any(module.training for module in model.modules()) and device in (None, _device_of(model)):
-        return model
-    return copy.deepcopy(model).eval().to(device or _device_of(model))
+        net = load_model(model.model, device)
+        return replace(model, model=net, device=device_of(net))
+    net = load_model(model, device)
+    source = ("pretrained" if model is None or model == "pretrained"
+              else "module" if isinstance(model, nn.Module) else str(model))
+    return Predictor(net, device_of(net), getattr(net, "train_size", None), source, InputStats.of(net))
 
 
 @functools.lru_cache(maxsize=None)
@@ -163,7 +126,7 @@ def _shipped(device: torch.device, weights: str) -> Predictor:
     return load_predictor(None, device)
 
 
-# book/using.md, line 378
+# book/using.md, line 347
 @dataclass(frozen=True)
 class PredictionResult:
     """Numpy arrays at the input's size, ``H x W`` for one pair and ``N x H x W`` for a batch:
@@ -177,74 +140,113 @@ class PredictionResult:
     depth_size: tuple[int, int]
 
 
-def _predict(predictor: Predictor, bg: ImageInput, bg_fg: ImageInput, *, size: SizeSpec, batch_size: int,
-             threshold: float, align: bool = True) -> PredictionResult:
-    if not 0 < threshold < 1:
-        raise ValueError(f"threshold must be between 0 and 1, got {threshold}")
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be at least 1, got {batch_size}")
-    bgs, fgs = open_images(bg, "bg"), open_images(bg_fg, "bg_fg")
-    if len(bgs) != len(fgs):
-        raise ValueError(f"bg has {len(bgs)} images but bg_fg has {len(fgs)}; they come in pairs")
-    if (bgs.height, bgs.width) != (fgs.height, fgs.width):
-        raise ValueError(f"bg is {bgs.height}x{bgs.width} pixels but bg_fg is {fgs.height}x{fgs.width}: "
-                         "BG and BG-FG must show the same view at the same size")
-    mask_size, depth_size = plan_sizes(bgs.height, bgs.width, size, predictor.train_size)
-    depth, mask_prob = _run(predictor, bgs, fgs, mask_size, depth_size, batch_size, align)
-    if not (bgs.batched or fgs.batched):
-        depth, mask_prob = depth[0], mask_prob[0]
-    return PredictionResult(mask=mask_prob > threshold, mask_prob=mask_prob, depth=depth, mask_size=mask_size,
-                            depth_size=depth_size)
+@dataclass(frozen=True)
+class PredictOptions:
+    """How a prediction runs, chosen once and passed along: ``size`` (what the network sees, see
+    :func:`plan_sizes`), ``batch_size`` (pairs per pass), ``threshold`` (of the mask probability),
+    ``align`` (line BG up with BG-FG first, :func:`align_to`) and ``device`` (where :func:`predict`
+    loads the model; None: :func:`dsnet.io.target_device`'s rule). ValueError for a threshold
+    outside (0, 1) or a batch size below 1."""
+
+    size: SizeSpec = None
+    batch_size: int = 16
+    threshold: float = 0.5
+    align: bool = True
+    device: str | torch.device | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.threshold < 1:
+            raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {self.batch_size}")
 
 
-def _run(predictor: Predictor, bgs: Images, fgs: Images, mask_size: tuple[int, int],
-         depth_size: tuple[int, int], batch_size: int, align: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """The depth and the mask probability, float32 ``(N, H, W)`` at the input's size, with BG
-    aligned to BG-FG first if ``align`` (:func:`align_to`, at each size the network sees). Memory
-    holds a batch at the network's sizes and one full-size output map besides the result."""
-    model, device = ready_model(predictor.model), predictor.device   # a Predictor made by hand may hold any
-    dtype = next(model.parameters()).dtype
-    layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
-    precision = amp_dtype(device, enabled=dtype == torch.float32)  # a half-precision model runs as it is
-    sizes = list(dict.fromkeys((mask_size, depth_size)))          # one pass, or two
-    shape = (len(bgs), bgs.height, bgs.width)
-    depth, mask_prob = np.empty(shape, np.float32), np.empty(shape, np.float32)
-    with torch.inference_mode(), torch.autocast(device.type, dtype=precision or torch.float32,
-                                                enabled=precision is not None):
-        for start in range(0, len(bgs), batch_size):
-            stop = min(start + batch_size, len(bgs))
-            outputs = {}
-            for net_size, b, f in zip(sizes, bgs.batch(start, stop, sizes), fgs.batch(start, stop, sizes)):
-                b = align_to(b, f) if align else b
-                x = {k: v.to(device, dtype, memory_format=layout)
-                     for k, v in normalize({"bg": b, "bg_fg": f}).items()}
-                outputs[net_size] = model(x["bg"], x["bg_fg"])
-            for i in range(stop - start):
-                for out, logits in ((depth, outputs[depth_size].depth), (mask_prob, outputs[mask_size].mask)):
-                    out[start + i] = torch.sigmoid(resize(logits[i:i + 1].float(), shape[1:]))[0, 0].cpu().numpy()
-    return depth, mask_prob
+@dataclass
+class Predictor:
+    """A model ready to predict: in eval mode on ``device``, with the size it was trained at and
+    the statistics its inputs are standardized with (None: those the model carries,
+    :meth:`dsnet.data.InputStats.of`)."""
+
+    model: nn.Module
+    device: torch.device
+    train_size: int | None = None
+    source: str = "module"
+    input_stats: InputStats | None = None
+
+    def __post_init__(self) -> None:
+        if self.input_stats is None:
+            self.input_stats = InputStats.of(self.model)
+
+    def __call__(self, bg: ImageInput, bg_fg: ImageInput, options: PredictOptions | None = None,
+                 **changes: Any) -> PredictionResult:
+        """The mask and depth of ``bg`` and ``bg_fg`` (as :func:`predict` takes them), with
+        ``options`` and ``changes`` to them by name (``size=224``, ``align=False``, ...); a
+        Predictor runs on its own device, whatever ``options.device`` says."""
+        options = replace(options or PredictOptions(), **changes)
+        bgs, fgs = open_images(bg, "bg"), open_images(bg_fg, "bg_fg")
+        if len(bgs) != len(fgs):
+            raise ValueError(f"bg has {len(bgs)} images but bg_fg has {len(fgs)}; they come in pairs")
+        if (bgs.height, bgs.width) != (fgs.height, fgs.width):
+            raise ValueError(f"bg is {bgs.height}x{bgs.width} pixels but bg_fg is {fgs.height}x{fgs.width}: "
+                             "BG and BG-FG must show the same view at the same size")
+        mask_size, depth_size = plan_sizes(bgs.height, bgs.width, options.size, self.train_size)
+        depth, mask_prob = self._outputs(bgs, fgs, mask_size, depth_size, options)
+        if not (bgs.batched or fgs.batched):
+            depth, mask_prob = depth[0], mask_prob[0]
+        return PredictionResult(mask=mask_prob > options.threshold, mask_prob=mask_prob, depth=depth,
+                                mask_size=mask_size, depth_size=depth_size)
+
+    def _outputs(self, bgs: Images, fgs: Images, mask_size: tuple[int, int], depth_size: tuple[int, int],
+                 options: PredictOptions) -> tuple[np.ndarray, np.ndarray]:
+        """The depth and the mask probability, float32 ``(N, H, W)`` at the input's size, with BG
+        aligned to BG-FG first if ``options.align`` (:func:`align_to`, at each size the network
+        sees). Memory holds a batch at the network's sizes and one full-size output map besides
+        the result."""
+        model, device = ready_model(self.model), self.device        # a Predictor made by hand may hold any
+        dtype = next(model.parameters()).dtype
+        layout = torch.channels_last if device.type == "cpu" else torch.preserve_format
+        precision = amp_dtype(device, enabled=dtype == torch.float32)  # a half-precision model runs as it is
+        sizes = list(dict.fromkeys((mask_size, depth_size)))          # one pass, or two
+        shape, step = (len(bgs), bgs.height, bgs.width), options.batch_size
+        depth, mask_prob = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        with torch.inference_mode(), torch.autocast(device.type, dtype=precision or torch.float32,
+                                                    enabled=precision is not None):
+            for start in range(0, len(bgs), step):
+                stop = min(start + step, len(bgs))
+                outputs = {}
+                for net_size, b, f in zip(sizes, bgs.batch(start, stop, sizes), fgs.batch(start, stop, sizes)):
+                    b = align_to(b, f) if options.align else b
+                    x = [v.to(device, dtype, memory_format=layout) for v in self.input_stats.apply(b, f)]
+                    outputs[net_size] = model(*x)
+                for i in range(stop - start):
+                    for out, logits in ((depth, outputs[depth_size].depth), (mask_prob, outputs[mask_size].mask)):
+                        out[start + i] = torch.sigmoid(resize(logits[i:i + 1].float(), shape[1:]))[0, 0].cpu().numpy()
+        return depth, mask_prob
 
 
-def predict(bg: ImageInput, bg_fg: ImageInput, model: ModelSource = None, *, size: SizeSpec = None,
-            device: str | torch.device | None = None, batch_size: int = 16,
-            threshold: float = 0.5, align: bool = True) -> PredictionResult:
+def predict(bg: ImageInput, bg_fg: ImageInput, model: ModelSource = None, *,
+            size: SizeSpec = PredictOptions.size, device: str | torch.device | None = PredictOptions.device,
+            batch_size: int = PredictOptions.batch_size, threshold: float = PredictOptions.threshold,
+            align: bool = PredictOptions.align) -> PredictionResult:
     """The foreground's mask and the scene's depth for BG ``bg`` and BG-FG ``bg_fg``.
 
     Inputs: file paths, PIL images, numpy arrays (``H x W x C`` or ``N x H x W x C``), tensors
     (``C x H x W`` or ``N x C x H x W``) or lists of them, at most ``dsnet.images.MAX_PIXELS``
     each, values in [0, 1] (floats) or 0-255 (uint8). ``model``: a checkpoint, a ``.safetensors``
     file, a ``DSResNet``, a :class:`Predictor`, or None for the shipped weights (loaded once per
-    device and kept). ``size``: see :func:`plan_sizes`. ``align``: first move and re-expose BG to
-    match BG-FG (:func:`align_to`; a pair that lines up is left as it is), as two shots from a
-    hand-held camera need. Returns a :class:`PredictionResult` at the input's size."""
+    device and kept). The other arguments are those of :class:`PredictOptions`; ``size``: see
+    :func:`plan_sizes`; ``align``: first move and re-expose BG to match BG-FG (:func:`align_to`; a
+    pair that lines up is left as it is), as two shots from a hand-held camera need. Returns a
+    :class:`PredictionResult` at the input's size."""
+    options = PredictOptions(size=size, batch_size=batch_size, threshold=threshold, align=align, device=device)
     if model is None:
-        predictor = _shipped(pick_device(device), str(pretrained_files()["weights"]))
+        predictor = _shipped(target_device(None, options.device), str(pretrained_files()["weights"]))
     else:
-        predictor = load_predictor(model, device)
-    return predictor(bg, bg_fg, size=size, batch_size=batch_size, threshold=threshold, align=align)
+        predictor = load_predictor(model, options.device)
+    return predictor(bg, bg_fg, options)
 
 
-# book/using.md, line 503
+# book/using.md, line 511
 def prediction_paths(out_dir: str | os.PathLike, name: str, figure: bool = True) -> dict[str, Path]:
     """The files :func:`save_prediction` writes for the pair ``name``: ``NAME_mask.png``,
     ``NAME_depth.png`` and, with ``figure``, ``NAME_figure.png``, in ``out_dir``."""
@@ -255,7 +257,7 @@ def prediction_paths(out_dir: str | os.PathLike, name: str, figure: bool = True)
 def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: str,
                     bg_fg: ImageInput | None = None, index: int | None = None) -> dict[str, Path]:
     """Write ``NAME_mask.png`` (8-bit, 0 or 255), ``NAME_depth.png`` (16-bit gray, 0 near, 65535 at
-    20 m) and, given ``bg_fg``, ``NAME_figure.png`` (side by side, :func:`dsnet.plots.plot_prediction`)
+    20 m) and, given ``bg_fg``, ``NAME_figure.png`` (side by side, :func:`dsnet.plots.plot_result`)
     into ``out_dir``. The files appear together, whole, or not at all (each written to a temporary
     name, then all renamed: :func:`dsnet.files.atomic_write_group`); existing files of those names
     are replaced."""
@@ -273,18 +275,19 @@ def save_prediction(result: PredictionResult, out_dir: str | os.PathLike, name: 
     }
     if bg_fg is not None:
         fig = Figure(figsize=(9, 3.2))
-        plot_prediction(bg_fg, result, index or 0, axes=fig.subplots(1, 3))
+        plot_result(bg_fg, result, index or 0, axes=fig.subplots(1, 3))
         fig.tight_layout()
         writes[paths["figure"]] = lambda tmp: fig.savefig(tmp, format="png", dpi=100)
     atomic_write_group(writes)
     return paths
 
 
-def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str | os.PathLike, *,
-                  size: SizeSpec = None, threshold: float = 0.5, figures: bool = True, align: bool = True,
-                  skip_existing: bool = False, show_progress: bool = False) -> tuple[PredictionResult | None, int]:
-    """Predict each ``(BG, BG-FG)`` file pair in turn and save its outputs into ``out`` with
-    :func:`save_prediction`, named after BG-FG's stem. ``skip_existing``: leave out the pairs whose
+def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str | os.PathLike,
+                  options: PredictOptions | None = None, *, figures: bool = True, skip_existing: bool = False,
+                  show_progress: bool = False) -> tuple[PredictionResult | None, int]:
+    """Predict each ``(BG, BG-FG)`` file pair in turn with ``options`` (None: the defaults of
+    :class:`PredictOptions`) and save its outputs into ``out`` with :func:`save_prediction`, named
+    after BG-FG's stem. ``skip_existing``: leave out the pairs whose
     outputs are all there already (a folder can be continued after an interruption). Returns the
     last :class:`PredictionResult` (None if every pair was skipped) and the number of pairs
     written; a failure is a ValueError that says how many pairs were written."""
@@ -295,7 +298,7 @@ def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str
         path.exists() for path in prediction_paths(out, bg_fg.stem, figures).values()))]
     for bg, bg_fg in progress(todo, desc="predict", unit="pair", disable=not show_progress):
         try:
-            result = predictor(bg, bg_fg, size=size, threshold=threshold, align=align)
+            result = predictor(bg, bg_fg, options)
             save_prediction(result, out, bg_fg.stem, bg_fg=bg_fg if figures else None)
         except (ValueError, TypeError, OSError) as error:
             raise ValueError(f"{shown(bg_fg.name)}: {str(error).splitlines()[0]} ({written} of {len(todo)} "
@@ -304,7 +307,7 @@ def predict_files(predictor: Predictor, pairs: list[tuple[Path, Path]], out: str
     return result, written
 
 
-# book/using.md, line 650
+# book/using.md, line 659
 def shift_image(images: Tensor, dy: int, dx: int) -> Tensor:
     """``images`` ``(N, C, H, W)`` moved ``dy`` pixels down and ``dx`` right, the uncovered strip
     repeating the edge; the same shape."""

@@ -6,6 +6,13 @@
   can never run code.
 * Weights for shipping (``.safetensors``) hold the model's tensors, in fp16 by default, and
   string metadata (config, version). No pickle at all.
+* Both hold ``input_stats``: how the model's inputs are standardized
+  (:class:`dsnet.data.InputStats`), so that prediction and export standardize as training did.
+  A file written before the field existed holds :data:`dsnet.data.MODEST_INPUTS`, as every
+  training run did.
+
+:func:`load_model` is the one loader: a model in eval mode on a device, from a file, the shipped
+weights or a model in memory, carrying ``train_size`` and ``input_stats``.
 
 Every file is written to a temporary name next to its target and renamed into place, so an
 interrupted save leaves the previous file intact, never a truncated one. Reading refuses silent
@@ -13,19 +20,23 @@ corruption: weights holding inf or NaN, and shipped weights whose SHA-256 differ
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
 import re
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from dsnet.device import pick_device
 from dsnet.files import atomic_write  # noqa: F401  (re-exported: dsnet.io.atomic_write)
+
+if TYPE_CHECKING:
+    from dsnet.data import InputStats
 
 CHECKPOINT_FORMAT = "dsnet-checkpoint-1"
 PRETRAINED = "dsresnet.safetensors"
@@ -37,8 +48,13 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
-    """Write a training checkpoint (a dict of tensors and plain values) atomically."""
-    return atomic_write(path, lambda tmp: torch.save({"format": CHECKPOINT_FORMAT, **state}, tmp))
+    """Write a training checkpoint (a dict of tensors and plain values) atomically. A ``state``
+    without ``input_stats`` gets those of :data:`dsnet.data.MODEST_INPUTS`: what training
+    standardizes its inputs with."""
+    from dsnet.data import MODEST_INPUTS
+
+    state = {"format": CHECKPOINT_FORMAT, "input_stats": MODEST_INPUTS.to_dict(), **state}
+    return atomic_write(path, lambda tmp: torch.save(state, tmp))
 
 
 def load_checkpoint(path: str | os.PathLike, map_location: str | torch.device = "cpu") -> dict[str, Any]:
@@ -107,12 +123,17 @@ def load_state_into(model: nn.Module, state_dict: dict[str, torch.Tensor], sourc
 
 def save_weights(model: nn.Module, path: str | os.PathLike, metadata: dict[str, Any] | None = None,
                  dtype: torch.dtype = torch.float16) -> Path:
-    """Write the model's tensors as safetensors (``dtype`` for floating point tensors)."""
+    """Write the model's tensors as safetensors (``dtype`` for floating point tensors), with
+    ``metadata`` and the model's ``input_stats`` (:meth:`dsnet.data.InputStats.of`) unless
+    ``metadata`` names them."""
     from safetensors.torch import save_file
+
+    from dsnet.data import InputStats
 
     tensors = {k: (v.to(dtype) if v.is_floating_point() else v).contiguous().cpu()
                for k, v in model.state_dict().items()}
-    text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}
+    metadata = {"input_stats": InputStats.of(model).to_dict(), **(metadata or {})}
+    text = {k: v if isinstance(v, str) else json.dumps(v) for k, v in metadata.items()}
     return atomic_write(path, lambda tmp: save_file(tensors, str(tmp), metadata=text))
 
 
@@ -186,12 +207,31 @@ def training_size(metadata: dict[str, Any]) -> int | None:
     return None
 
 
+def stored_input_stats(metadata: dict[str, Any], source: str | os.PathLike,
+                       fallback: dict[str, Any] | None = None) -> InputStats:
+    """The :class:`dsnet.data.InputStats` of a checkpoint's or weights file's ``metadata`` (a dict,
+    or its JSON text in safetensors), else of ``fallback`` (the manifest of the shipped weights),
+    else :data:`dsnet.data.MODEST_INPUTS`: files written before the field existed were trained on
+    those. CheckpointError for a damaged value."""
+    from dsnet.data import MODEST_INPUTS, InputStats
+
+    for where in (metadata, fallback or {}):
+        if where.get("input_stats") is not None:
+            try:
+                return InputStats.from_dict(where["input_stats"])
+            except ValueError as error:
+                raise CheckpointError(f"{source} holds damaged input statistics: {error}") from None
+    return MODEST_INPUTS
+
+
 def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
     """A DSResNet (on the CPU, in train mode) and the metadata it was saved with, from a
-    ``.safetensors`` weights file, a ``.pt`` checkpoint, or a run folder (its ``best.pt``).
+    ``.safetensors`` weights file, a ``.pt`` checkpoint, or a run folder (its ``best.pt``): the
+    file reader under :func:`load_model`, for training and tools that need the metadata.
 
     The metadata is the checkpoint itself (config, history, ...) or the safetensors header. The
-    model carries ``train_size``: the image size it finished training at (None if unknown)."""
+    model carries ``train_size``, the image size it finished training at (None if unknown), and
+    ``input_stats`` (:func:`stored_input_stats`)."""
     from dsnet.model import DSResNet
 
     path = Path(path)
@@ -212,19 +252,57 @@ def load_weights(path: str | os.PathLike) -> tuple[nn.Module, dict[str, Any]]:
             raise CheckpointError(f"{path} is a dsnet checkpoint without model weights")
     model = load_state_into(DSResNet(), tensors, str(path))
     model.train_size = checked_training_size(metadata, path)
+    model.input_stats = stored_input_stats(metadata, path)
     return model, metadata
 
 
-def load_model(source: str | os.PathLike | nn.Module | None = None,
-               device: str | torch.device | None = None) -> nn.Module:
-    """A DSResNet in eval mode from ``source``: a model (returned as is), a ``.pt`` checkpoint or
-    its run folder, a ``.safetensors`` weights file, or None (or ``"pretrained"``) for the weights
-    shipped with dsnet. ValueError for a device this machine lacks."""
-    if source is None or source == "pretrained":
-        return load_pretrained(device)
-    model = source if isinstance(source, nn.Module) else load_weights(source)[0]
-    device = pick_device(device) if device is not None else next(model.parameters()).device
-    return model.to(device).eval()
+ModelFile = str | os.PathLike | nn.Module | None
+
+
+def load_model(source: ModelFile = None, device: str | torch.device | None = None) -> nn.Module:
+    """A DSResNet in eval mode on ``device``, carrying ``train_size`` and ``input_stats``, from
+    ``source``: a ``.pt`` checkpoint or its run folder, a ``.safetensors`` weights file, None (or
+    ``"pretrained"``) for the weights shipped with dsnet, or a model in memory, which is never
+    changed (:func:`ready_model`: itself when it is ready, else an eval-mode copy).
+
+    ``device``: see :func:`target_device`; ValueError for a device this machine lacks."""
+    if isinstance(source, nn.Module):
+        return ready_model(source, target_device(source, device))
+    if not (source is None or isinstance(source, (str, os.PathLike))):
+        raise TypeError(f"model must be a checkpoint path, a .safetensors file, a DSResNet, a Predictor or None, "
+                        f"not {type(source).__name__}")
+    target = target_device(None, device)
+    model = _read_pretrained() if source is None or source == "pretrained" else load_weights(source)[0]
+    return model.to(target).eval()
+
+
+def target_device(model: nn.Module | None, device: str | torch.device | None = None) -> torch.device:
+    """Where :func:`load_model` puts a model: ``device``, checked to exist (ValueError otherwise).
+
+    None, the one default: a model already in memory stays on its device (it may be training
+    there, and a prediction must not move it), and one read from a file goes where
+    :func:`dsnet.device.pick_device` says, CUDA when available, else the CPU: a model is loaded to
+    predict, and that is where prediction runs fastest."""
+    if device is not None:
+        return pick_device(device)
+    return device_of(model) if model is not None else pick_device(None)
+
+
+def device_of(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (the CPU for a model without parameters)."""
+    first = next(model.parameters(), None)
+    return first.device if first is not None else torch.device("cpu")
+
+
+def ready_model(model: nn.Module, device: torch.device | None = None) -> nn.Module:
+    """``model`` itself if it is in eval mode (every module) and on ``device`` (None: where it
+    is), else an eval-mode copy on ``device``. Prediction never switches the mode or the device
+    of a model it is given: a model shared by threads, or one in the middle of its training,
+    stays as it was, and concurrent predictions on one model are safe as long as nothing trains,
+    moves or changes it meanwhile."""
+    if not any(module.training for module in model.modules()) and device in (None, device_of(model)):
+        return model
+    return copy.deepcopy(model).eval().to(device or device_of(model))
 
 
 def pretrained_files() -> dict[str, Path]:
@@ -235,11 +313,16 @@ def pretrained_files() -> dict[str, Path]:
 
 
 def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
-    """The DSResNet trained by the project, shipped inside the package: no network needed. It
-    carries ``train_size``, the image size it finished training at."""
+    """The DSResNet trained by the project, shipped inside the package (no network needed), in
+    eval mode on ``device``: ``load_model(None, device)``."""
+    return load_model(None, device)
+
+
+def _read_pretrained() -> nn.Module:
+    """The shipped weights, checked against the manifest's hash, as a DSResNet on the CPU with
+    ``train_size`` and ``input_stats`` from the weights' metadata, else from the manifest."""
     from dsnet.model import DSResNet
 
-    target = torch.device("cpu") if device is None else pick_device(device)
     path = pretrained_files()["weights"]
     if not path.is_file():
         raise CheckpointError(f"this dsnet has no pretrained weights ({path} is missing); "
@@ -247,8 +330,10 @@ def load_pretrained(device: str | torch.device | None = None) -> nn.Module:
     _verify_pretrained(path)
     tensors, metadata = read_weights(path)
     model = load_state_into(DSResNet(), tensors, str(path))
-    model.train_size = checked_training_size(metadata, path) or checked_training_size(pretrained_manifest(), path)
-    return model.to(target).eval()
+    manifest = pretrained_manifest()
+    model.train_size = checked_training_size(metadata, path) or checked_training_size(manifest, path)
+    model.input_stats = stored_input_stats(metadata, path, fallback=manifest)
+    return model
 
 
 def file_sha256(path: str | os.PathLike) -> str:

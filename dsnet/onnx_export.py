@@ -207,8 +207,8 @@ def export_onnx(model: ModelSource = None, path: str | os.PathLike = "dsresnet.o
     check_writable(path)
     import onnx
 
-    original = Deployable(copy.deepcopy(predictor.model).float().cpu().eval()).eval()
-    stored = Deployable(rounded_to_half(predictor.model)).eval()
+    original = Deployable(copy.deepcopy(predictor.model).float().cpu().eval(), predictor.input_stats).eval()
+    stored = Deployable(rounded_to_half(predictor.model), predictor.input_stats).eval()
     staged = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         proto = to_onnx(stored)
@@ -233,7 +233,7 @@ def onnx_contract(path: Path, predictor: Any, difference: float, rounding: float
     """The input contract of the ONNX file ``path``: what goes in, what comes out, how it was checked."""
     import onnx
 
-    parts = contract_parts("(N, 3, H, W)", "the model")
+    parts = contract_parts("(N, 3, H, W)", "the model", predictor.input_stats)
     train = predictor.train_size
     return {
         "artifact": path.name,

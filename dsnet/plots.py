@@ -49,7 +49,7 @@ def plot_history(history: list[dict[str, Any]], label: str = "", axes=None):
     return axes
 
 
-def plot_predictions(batch: dict[str, Tensor], prediction, count: int = 4):
+def plot_batch(batch: dict[str, Tensor], prediction, count: int = 4):
     """BG-FG, true and predicted mask, true and predicted depth for ``count`` samples of ``batch``
     (``(B, C, H, W)`` tensors); ``prediction`` holds the model's ``mask`` and ``depth`` logits."""
     import matplotlib.pyplot as plt
@@ -82,7 +82,7 @@ def _shown(pixels, size: tuple[int, int]) -> np.ndarray:
     return resize(x[None, None], size)[0, 0].numpy()
 
 
-def plot_prediction(bg_fg: ImageInput, result, index: int = 0, axes=None, truth=None):
+def plot_result(bg_fg: ImageInput, result, index: int = 0, axes=None, truth=None):
     """BG-FG, the mask probability and the depth side by side (and the true mask and depth when
     ``truth`` has them); draws into ``axes`` if given. ``result``: a
     :class:`dsnet.inference.PredictionResult`, ``index``: which pair of a batch. A large photo

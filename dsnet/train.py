@@ -265,7 +265,7 @@ def initial_model(config: TrainConfig, architecture: Callable[[], nn.Module] = D
     included, starts afresh)."""
     model = architecture()
     if config.init:
-        start = load_pretrained() if config.init == "pretrained" else load_weights(config.init)[0]
+        start = load_pretrained("cpu") if config.init == "pretrained" else load_weights(config.init)[0]
         model.load_state_dict(start.state_dict())
     return model
 
@@ -453,11 +453,11 @@ def save_prediction_grid(run: Run, size: int, path: Path) -> None:
     """A validation batch at ``size``: BG-FG, true and predicted mask and depth, as a PNG."""
     import matplotlib.pyplot as plt
 
-    from dsnet.plots import plot_predictions
+    from dsnet.plots import plot_batch
 
     batch = next(run.data.eval_batches("val", size, run.device, run.ranks))
     run.model.eval()
-    fig = plot_predictions(batch, predict_batch(run.model, batch, run.config, run.dtype))
+    fig = plot_batch(batch, predict_batch(run.model, batch, run.config, run.dtype))
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=80, format="png"))
     plt.close(fig)
 

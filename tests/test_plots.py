@@ -17,7 +17,7 @@ from dsnet.inference import PredictionResult  # noqa: E402
 from dsnet.model import Prediction  # noqa: E402
 from dsnet.plots import (  # noqa: E402
     BLOCK_COLORS, BOX_PAD, DISPLAY_SIDE, block_arrow, block_box, block_edge, block_note, plot_history,
-    plot_prediction, plot_predictions)
+    plot_result, plot_batch)
 
 
 @pytest.fixture(autouse=True)
@@ -42,21 +42,21 @@ def test_plot_history_draws_one_point_per_epoch():
     assert axes[1].get_legend().get_texts()[0].get_text() == "run IoU"
 
 
-def test_plot_predictions_shows_truth_next_to_the_sigmoid_of_the_logits():
+def test_plot_batch_shows_truth_next_to_the_sigmoid_of_the_logits():
     batch = {"bg": torch.rand(3, 3, 32, 32), "bg_fg": torch.rand(3, 3, 32, 32),
              "mask": torch.zeros(3, 1, 32, 32), "depth": torch.full((3, 1, 32, 32), 0.25)}
     prediction = Prediction(depth=torch.zeros(3, 1, 32, 32), mask=torch.full((3, 1, 32, 32), 100.0))
-    fig = plot_predictions(batch, prediction, count=2)
+    fig = plot_batch(batch, prediction, count=2)
     axes = np.array(fig.axes).reshape(2, 5)
     assert [ax.get_title() for ax in axes[0]] == ["BG-FG", "mask", "predicted mask", "depth", "predicted depth"]
     assert np.allclose(axes[1, 2].get_images()[0].get_array(), 1.0)       # sigmoid(100)
     assert np.allclose(axes[1, 4].get_images()[0].get_array(), 0.5)       # sigmoid(0)
 
 
-def test_plot_prediction_draws_photo_mask_depth_and_truth(tmp_path):
+def test_plot_result_draws_photo_mask_depth_and_truth(tmp_path):
     Image.fromarray(np.full((40, 60, 3), 255, np.uint8)).save(tmp_path / "fg.png")
     result = result_for(40, 60, count=2)
-    axes = plot_prediction(tmp_path / "fg.png", result, index=1,
+    axes = plot_result(tmp_path / "fg.png", result, index=1,
                            truth={"mask": np.ones((40, 60), bool), "depth": np.zeros((40, 60))})
     assert [ax.get_title() for ax in axes] == ["BG-FG", "mask probability", "depth (near = dark)", "true mask",
                                               "true depth"]
@@ -70,7 +70,7 @@ def test_plot_prediction_draws_photo_mask_depth_and_truth(tmp_path):
 def test_a_large_photo_is_drawn_small(monkeypatch):
     monkeypatch.setattr(dsnet.plots, "DISPLAY_SIDE", 50)
     assert DISPLAY_SIDE == 1024
-    axes = plot_prediction(np.zeros((100, 200, 3), np.uint8), result_for(100, 200))
+    axes = plot_result(np.zeros((100, 200, 3), np.uint8), result_for(100, 200))
     assert [ax.get_images()[0].get_array().shape[:2] for ax in axes] == [(25, 50)] * 3
 
 

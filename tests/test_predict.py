@@ -327,8 +327,9 @@ def test_predict_loads_the_shipped_weights_once_per_device(checkpoint, scene, tm
     bg, bg_fg = scene[0]
     ship_as_pretrained(checkpoint, tmp_path, monkeypatch, manifest_size=64)
     loads = []
-    real = dsnet.inference.load_pretrained
-    monkeypatch.setattr(dsnet.inference, "load_pretrained", lambda device=None: loads.append(device) or real(device))
+    real = dsnet.inference.load_model
+    monkeypatch.setattr(dsnet.inference, "load_model",
+                        lambda source=None, device=None: loads.append(device) or real(source, device))
     dsnet.inference._shipped.cache_clear()
     results = [predict(bg, bg_fg, device=device) for device in ("cpu", torch.device("cpu"), "cpu")]
     assert loads == [torch.device("cpu")]                              # read and built once, then kept

@@ -362,7 +362,7 @@ def test_a_pair_is_written_whole_or_not_at_all_and_a_folder_can_be_continued(fol
 
     out = folders / "out"
     calls = {"n": 0}
-    real = dsnet.inference.plot_prediction
+    real = dsnet.inference.plot_result
 
     def fail_on_second(*args, **kwargs):
         calls["n"] += 1
@@ -370,12 +370,12 @@ def test_a_pair_is_written_whole_or_not_at_all_and_a_folder_can_be_continued(fol
             raise OSError(28, "No space left on device")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(dsnet.inference, "plot_prediction", fail_on_second)
+    monkeypatch.setattr(dsnet.inference, "plot_result", fail_on_second)
     code, _, err = cli(capsys, "predict", "--bg", folders / "bg", "--bg-fg", folders / "bg_fg", "--checkpoint",
                        checkpoint, "--device", "cpu", "--out", out)
     assert "1 of 3 pair(s) written" in one_line_error(code, err)
     assert sorted(p.name for p in out.iterdir()) == ["a_depth.png", "a_figure.png", "a_mask.png"]  # b: none
-    monkeypatch.setattr(dsnet.inference, "plot_prediction", real)
+    monkeypatch.setattr(dsnet.inference, "plot_result", real)
     stamp = (out / "a_mask.png").stat().st_mtime_ns
     code, stdout, err = cli(capsys, "predict", "--bg", folders / "bg", "--bg-fg", folders / "bg_fg",
                             "--checkpoint", checkpoint, "--device", "cpu", "--out", out, "--skip-existing")

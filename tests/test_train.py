@@ -63,7 +63,7 @@ def test_init_starts_from_the_weights_it_names(tmp_path):
     start = torch.load(first.best_checkpoint, weights_only=True)["model"]
     assert all(torch.equal(v, start[k]) for k, v in run.model.state_dict().items())
     shipped = training.build_run(tiny(tmp_path / "third", init="pretrained", device="cpu")).model.state_dict()
-    assert all(torch.equal(v, w) for v, w in zip(shipped.values(), load_pretrained().state_dict().values()))
+    assert all(torch.equal(v, w) for v, w in zip(shipped.values(), load_pretrained("cpu").state_dict().values()))
     with pytest.raises(ValueError, match="init 'nowhere.pt' does not exist; pass 'pretrained'"):
         make_config("quick", init="nowhere.pt")
 

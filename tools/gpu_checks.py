@@ -54,7 +54,6 @@ def fp16_steps(device_name: str, steps: int, batch_size: int = 16) -> dict:
 def export_check(checkpoint: Path, device_name: str, out: Path) -> dict:
     """Export the checkpoint (dsnet exports float32 programs on the CPU, a portable contract), then
     run the artifact on ``device`` and compare it with the eager model there."""
-    from dsnet.data import normalize
     from dsnet.export import export_model
     from dsnet.inference import load_predictor
 
@@ -66,8 +65,8 @@ def export_check(checkpoint: Path, device_name: str, out: Path) -> dict:
     bg, bg_fg = (torch.rand(2, 3, *size, device=predictor.device) for _ in range(2))
     with torch.inference_mode():
         depth, mask = program(bg, bg_fg)
-        inputs = normalize({"bg": bg, "bg_fg": bg_fg})      # the artifact normalizes inside itself
-        eager = predictor.model.eval()(inputs["bg"], inputs["bg_fg"])  # float32, like the artifact
+        inputs = predictor.input_stats.apply(bg, bg_fg)     # the artifact normalizes inside itself
+        eager = predictor.model.eval()(*inputs)              # float32, like the artifact
     difference = max(float((depth - torch.sigmoid(eager.depth)).abs().max()),
                      float((mask - torch.sigmoid(eager.mask)).abs().max()))
     return {"check": "export", "device": str(predictor.device), "artifact": str(path), "size": size,

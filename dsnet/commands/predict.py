@@ -24,9 +24,13 @@ import argparse
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dsnet.commands import UsageError
 from dsnet.files import probe_writable, shown
+
+if TYPE_CHECKING:
+    from dsnet.inference import PredictOptions
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".gif", ".ppm", ".pgm"}
 
@@ -173,18 +177,28 @@ def check_out(out: Path) -> None:
         raise UsageError(f"cannot {doing} the output folder {shown(out)} ({reason})") from None
 
 
-def run(args: argparse.Namespace) -> int:
+def options_of(args: argparse.Namespace) -> PredictOptions:
+    """The :class:`dsnet.inference.PredictOptions` the command line asks for, its device checked
+    to exist; UsageError naming the option otherwise."""
     from dsnet.device import pick_device
-    from dsnet.inference import load_predictor, predict_files
+    from dsnet.inference import PredictOptions
 
-    if not 0 < args.threshold < 1:
-        raise UsageError(f"--threshold must be between 0 and 1, got {args.threshold}")
-    if args.overwrite and args.skip_existing:
-        raise UsageError("--overwrite and --skip-existing contradict each other; pass one")
     try:
         device = pick_device(args.device)
     except ValueError as error:
         raise UsageError(f"--device: {error}") from None
+    try:
+        return PredictOptions(size=args.size, threshold=args.threshold, align=args.align, device=device)
+    except ValueError as error:      # its sentences start with the field's name, which is the option's
+        raise UsageError(f"--{error}") from None
+
+
+def run(args: argparse.Namespace) -> int:
+    from dsnet.inference import load_predictor, predict_files
+
+    if args.overwrite and args.skip_existing:
+        raise UsageError("--overwrite and --skip-existing contradict each other; pass one")
+    options = options_of(args)
     pairs = pairs_of(args.bg, args.bg_fg)
     check_not_an_input(args.out, args.bg, args.bg_fg)
     names = [bg_fg.stem for _, bg_fg in pairs]
@@ -192,14 +206,13 @@ def run(args: argparse.Namespace) -> int:
     if not (args.overwrite or args.skip_existing):
         check_clashes(names, args.out, figures=not args.no_figure)
     try:
-        predictor = load_predictor(args.checkpoint, device)
+        predictor = load_predictor(args.checkpoint, options.device)
     except (ValueError, RuntimeError) as error:      # CheckpointError is a ValueError
         raise UsageError(str(error).splitlines()[0]) from None
-    check_pairs(pairs, args.size, predictor.train_size)
+    check_pairs(pairs, options.size, predictor.train_size)
     check_out(args.out)
     try:
-        result, written = predict_files(predictor, pairs, args.out, size=args.size, threshold=args.threshold,
-                                        figures=not args.no_figure, align=args.align,
+        result, written = predict_files(predictor, pairs, args.out, options, figures=not args.no_figure,
                                         skip_existing=args.skip_existing, show_progress=len(pairs) > 1)
     except ValueError as error:
         raise UsageError(str(error)) from None
