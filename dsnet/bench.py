@@ -375,10 +375,13 @@ def bench_renderer(sizes: Sequence[int] = (224, 96, 64), batch_size: int = 64, r
     ``dsnet.scene.MAX_SIZE``, a batch size or repeat count below 1, or an unavailable device.
     Returns a JSON-able dict that :func:`format_renderer` prints."""
     from dsnet.device import pick_device
-    from dsnet.scene import MAX_SIZE, Realism, museum_batch
+    from dsnet.scene import Realism, museum_batch, render_problem
 
-    if not sizes or not 8 <= min(sizes) <= max(sizes) <= MAX_SIZE or batch_size < 1 or repeats < 1:
-        raise ValueError(f"need sizes from 8 to {MAX_SIZE} pixels, batch_size >= 1 and repeats >= 1")
+    problem = next((p for p in map(render_problem, sizes) if p), None) if sizes else "need at least one size"
+    if problem is None and (batch_size < 1 or repeats < 1):
+        problem = f"need batch_size >= 1 and repeats >= 1, not {batch_size} and {repeats}"
+    if problem is not None:
+        raise ValueError(problem)
     realism = Realism.of(realism)
     device = pick_device(device)
     report: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(), "batch_size": batch_size,

@@ -17,7 +17,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dsnet.scene import MAX_SIZE, SPLITS, Realism, museum_batch
+from dsnet.scene import Realism, museum_batch, render_problem
 
 KEYS = ("bg", "bg_fg", "mask", "depth")
 IMAGES = ("bg", "bg_fg")
@@ -44,10 +44,10 @@ class SyntheticMuseum(Dataset):
                  fg_per_bg: int = 1, device: torch.device | str = "cpu",
                  realism: Realism | bool | str | None = None) -> None:
         self.realism = Realism.of(realism)
-        if split not in SPLITS:
-            raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
-        if not 8 <= size <= MAX_SIZE or length < 0 or fg_per_bg < 1:
-            raise ValueError(f"need a size from 8 to {MAX_SIZE}, length >= 0 and fg_per_bg >= 1")
+        problem = render_problem(size, split, fg_per_bg) or (f"length must be 0 or more, not {length}"
+                                                             if length < 0 else None)
+        if problem is not None:
+            raise ValueError(problem)
         self.size, self.length, self.seed, self.split = size, length, seed, split
         self.fg_per_bg, self.device = fg_per_bg, torch.device(device)
 

@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 1603
+# book/renderer.md, line 1614
 """The MODEST Museum layout on disk: a resumable writer for the synthetic museum, and a
 reader for a written folder or for the real download."""
 from __future__ import annotations
@@ -26,7 +26,7 @@ FOLDERS = ("bg", "bg_fg", "bg_fg_mask", "bg_fg_depth_map")
 MARKER = ".dsnet-museum.json"
 
 
-# book/renderer.md, line 1630
+# book/renderer.md, line 1641
 class ModestError(ValueError):
     """A MODEST folder that cannot be read or written as asked; the message names the file."""
 
@@ -62,7 +62,7 @@ def _bbox(mask: Tensor) -> tuple[int, int, int, int]:
     return x0, y0, int(xs.max()) - x0 + 1, int(ys.max()) - y0 + 1
 
 
-# book/renderer.md, line 1673
+# book/renderer.md, line 1684
 def _read_marker(marker: Path) -> dict:
     """The settings recorded by the run that wrote ``marker``'s folder."""
     try:
@@ -142,18 +142,19 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
     writing anything, a folder it cannot write to, a non-empty folder it did not create, and one
     created with other settings; ``size`` is at most ``dsnet.scene.MAX_SIZE``. ``realism`` is a
     ``dsnet.scene.Realism`` (or what ``Realism.of`` takes); it is recorded with the settings."""
-    from dsnet.scene import MAX_SIZE, SPLITS, Realism
+    from dsnet.scene import Realism, render_problem
 
     root = Path(out)
     try:
         realism = Realism.of(realism)
     except (TypeError, ValueError) as error:
         raise ModestError(str(error)) from None
-    if count < 1 or not 8 <= size <= MAX_SIZE or fg_per_bg < 1 or batch_size < 1 or not 1 <= quality <= 100:
-        raise ModestError(f"need count >= 1, size from 8 to {MAX_SIZE}, fg_per_bg >= 1, batch_size >= 1 "
-                          "and quality in 1..100")
-    if split not in SPLITS:
-        raise ModestError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
+    problem = render_problem(size, split, fg_per_bg) or next((message for bad, message in (
+        (count < 1, f"count must be 1 or more, not {count}"),
+        (batch_size < 1, f"batch_size must be 1 or more, not {batch_size}"),
+        (not 1 <= quality <= 100, f"quality must be from 1 to 100, not {quality}")) if bad), None)
+    if problem is not None:
+        raise ModestError(problem)
     settings = {"generator": "dsnet.scene", "count": count, "size": size, "seed": seed,
                 "fg_per_bg": fg_per_bg, "split": split, "quality": quality}
     if realism != Realism():                     # recorded only when on: older folders stay valid
@@ -178,7 +179,7 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
     return root
 
 
-# book/renderer.md, line 1797
+# book/renderer.md, line 1809
 @contextmanager
 def _opened(path: Path, size: int | None = None) -> Iterator[Any]:
     """The image at ``path`` as :func:`dsnet.images.open_image` opens it (header read), checked to
@@ -380,7 +381,7 @@ class ModestMuseum(Dataset):
         return out
 
 
-# book/renderer.md, line 2013
+# book/renderer.md, line 2025
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.modest`, not in a notebook
     import sys
 

@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 375
+# book/renderer.md, line 387
 """The ray caster of the synthetic museum: rays through the pixel centres, their first hits with
 the room's box and with the capsules of the foreground (tested tile by tile), and the colours seen
 there, shaded by the scene's light. It renders the scenes of :mod:`dsnet.scene_parts`."""
@@ -30,7 +30,7 @@ def camera_rays(camera: Camera, size: int, padded: int) -> tuple[Tensor, Tensor,
                  .reshape(R.shape[0], -1) for k in range(3))
 
 
-# book/renderer.md, line 614
+# book/renderer.md, line 626
 def _safe(v: Tensor) -> Tensor:
     return torch.where(v >= 0, v.clamp(min=1e-9), v.clamp(max=-1e-9))
 
@@ -138,7 +138,7 @@ def paint_walls(paintings: Paintings, rgb: Tensor, face: Tensor, u: Tensor, v: T
     return rgb
 
 
-# book/renderer.md, line 946
+# book/renderer.md, line 958
 def capsule_hit(o, direction, a, b, r, dd=None):
     """Ray parameter of the first hit of rays ``o + t direction`` with capsules (segment a-b, radius r),
     ``inf`` where they miss. Vectors are tuples of x, y, z tensors that broadcast; ``dd`` is
@@ -168,7 +168,7 @@ def capsule_hit(o, direction, a, b, r, dd=None):
     return torch.where(t > 1e-4, t, torch.inf)
 
 
-# book/renderer.md, line 986
+# book/renderer.md, line 998
 def tiles_touched(camera: Camera, fg: Foreground, size: int, n_tiles: int) -> Tensor:
     """``(pairs, 4)``: (sample, capsule, tile row, tile column) for every tile that a capsule's
     bounding sphere may cover on screen; only those pixels are tested against it."""

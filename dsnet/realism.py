@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 1239
+# book/renderer.md, line 1251
 """Imitations of photographs for the synthetic museum: photographs on its surfaces and figures, read
 through a mip map; a cut-out's soft edges; and each shot's exposure, white balance and sensor noise.
 They change the colours only, never the mask or the depth."""
@@ -61,7 +61,7 @@ def foreground_photos(look: FgLook, bi: Tensor, pi: Tensor, P: Tensor, rgb: Tens
     return torch.where(look.own[bi, pi, None], texel[:3].T, tinted)
 
 
-# book/renderer.md, line 1353
+# book/renderer.md, line 1365
 def soft_composite(bg: Tensor, bg_fg: Tensor, mask: Tensor, feather: Tensor) -> Tensor:
     """BG-FG as a cut-out pasted onto BG, ``alpha * FG + (1 - alpha) * BG``, images ``(B, C, H, W)``:
     ``alpha`` is the hard ``mask`` (B, 1, H, W) blurred by a Gaussian of ``feather`` (B,) pixels
@@ -82,7 +82,7 @@ def soft_composite(bg: Tensor, bg_fg: Tensor, mask: Tensor, feather: Tensor) -> 
     return torch.where(edge, alpha * fg + (1 - alpha) * bg, bg_fg)
 
 
-# book/renderer.md, line 1416
+# book/renderer.md, line 1428
 def shot_noise(shot: Shot, shape: tuple[int, ...], device: torch.device | str) -> Tensor:
     """The normal numbers ``(B, C, H, W)`` of each shot: its rows and columns of ``noise_bank()``."""
     B, C, H, W = shape

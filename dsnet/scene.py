@@ -27,7 +27,19 @@ ROOM_DRAWS, FG_DRAWS = 160, 400
 SPLITS = {"train": 0, "val": 1, "test": 2}
 
 
-# book/renderer.md, line 87
+def render_problem(size: int, split: str = "train", fg_per_bg: int = 1) -> str | None:
+    """What the renderer refuses among these settings, as one sentence; None if it renders them.
+    Every dataset and command that renders asks this one function."""
+    if not 8 <= size <= MAX_SIZE:
+        return f"size must be from 8 to {MAX_SIZE} pixels, not {size}"
+    if split not in SPLITS:
+        return f"split must be one of {sorted(SPLITS)}, not {split!r}"
+    if fg_per_bg < 1:
+        return f"fg_per_bg must be 1 or more, not {fg_per_bg}"
+    return None
+
+
+# book/renderer.md, line 99
 def scene_uniforms(keys: list[tuple[int, ...]], n: int) -> Tensor:
     """``n`` uniforms in [0, 1) for each key, from a generator seeded by that key alone,
     so a scene never depends on the batch it is drawn in (float64, on the CPU)."""
@@ -53,7 +65,7 @@ class Draws:
         return (self(0, n, *shape).floor().long()).clamp(max=n - 1)
 
 
-# book/renderer.md, line 317
+# book/renderer.md, line 329
 def draw_camera(d: Draws, size: Tensor) -> Camera:
     """A camera at eye height behind the centre of rooms of ``size`` (B, 3), looking across them."""
     X, Y, Z = size.unbind(-1)
@@ -107,7 +119,7 @@ def draw_scene(u: Tensor) -> Scene:
     return Scene(room, paintings, light, camera)
 
 
-# book/renderer.md, line 556
+# book/renderer.md, line 568
 def draw_paintings(d: Draws, size: Tensor) -> Paintings:
     """A framed picture on each wall of rooms of ``size`` (B, 3), most of the time, as large
     as the wall allows and at about eye height."""
@@ -130,7 +142,7 @@ def draw_paintings(d: Draws, size: Tensor) -> Paintings:
     return Paintings(hung, image, u0, v0, hw, hh, flip, frame, frame_color)
 
 
-# book/renderer.md, line 791
+# book/renderer.md, line 803
 def _yaw_rotate(p: Tensor, yaw: Tensor, at: Tensor) -> Tensor:
     """Points ``p`` (B, n, 3) of a body frame turned by ``yaw`` about the vertical and moved to ``at``."""
     c, s = torch.cos(yaw)[:, None], torch.sin(yaw)[:, None]
@@ -258,7 +270,7 @@ def draw_foreground(u: Tensor, scene: Scene) -> Foreground:
                       valid=torch.cat(valid, 1))
 
 
-# book/renderer.md, line 1115
+# book/renderer.md, line 1127
 LOOK_DRAWS = 64            # uniforms per realism stream
 
 
@@ -310,7 +322,7 @@ class Realism:
         return "all" if len(on) == len(fields(self)) else ",".join(on) or "none"
 
 
-# book/renderer.md, line 1439
+# book/renderer.md, line 1451
 def draw_shot(d: Draws) -> Shot:
     """One photograph's camera: exposure within +-15 %, white balance within +-5 % per channel,
     noise from none to a dim room's (its level squared: most shots are clean)."""
@@ -368,7 +380,7 @@ def dress(scene: Scene, fg: Foreground, realism: Realism, room_keys: list[tuple[
                           feather=feather if realism.soft_edges else None, shot=fg_shot if realism.camera else None)
 
 
-# book/renderer.md, line 1509
+# book/renderer.md, line 1521
 def render(scene: Scene, fg: Foreground, size: int) -> dict[str, Tensor]:
     """Render a batch of scenes: ``bg`` (the room alone) and ``bg_fg`` (with its figures and
     props), ``(B, 3, size, size)`` in [0, 1]; ``mask`` and ``depth`` ``(B, 1, size, size)``.
@@ -409,10 +421,9 @@ def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per
     mask and depth stay exact. Sizes above ``MAX_SIZE`` are refused (ValueError): rendering
     memory grows with size**2."""
     realism = Realism.of(realism)
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {sorted(SPLITS)}, not {split!r}")
-    if not 8 <= size <= MAX_SIZE or fg_per_bg < 1:
-        raise ValueError(f"need a size from 8 to {MAX_SIZE} pixels (not {size}) and fg_per_bg >= 1")
+    problem = render_problem(size, split, fg_per_bg)
+    if problem is not None:
+        raise ValueError(problem)
     stream = SPLITS[split]
     idx = [int(i) for i in indices]
     rooms = [(seed, stream, 0, i // fg_per_bg) for i in idx]
@@ -431,7 +442,7 @@ def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-# book/renderer.md, line 2003
+# book/renderer.md, line 2015
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.scene`, not in a notebook
     import sys
 

@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 418
+# book/renderer.md, line 430
 """The pictures of the synthetic museum, all from matplotlib's sample data: the paintings, the
 photographs that lie on its surfaces, and the noise table of its camera shots, each made on first
 use and kept, per device, until :func:`clear_caches`."""
@@ -134,7 +134,7 @@ def painting_bank(device: torch.device | str = "cpu") -> Tensor:
     return CACHE.get("painting_bank", device, make)
 
 
-# book/renderer.md, line 1189
+# book/renderer.md, line 1201
 TEXTURE_SIZE, TEXTURE_LEVELS = 256, 4
 
 
@@ -179,7 +179,7 @@ def texture_bank(device: torch.device | str = "cpu") -> Tensor:
     return CACHE.get("texture_bank", device, make)
 
 
-# book/renderer.md, line 1396
+# book/renderer.md, line 1408
 NOISE_ROWS, NOISE_COLS = 4096, 1024   # the noise table: 3 x 1024 rows of 1024 pixels fit in it
 NOISE_SEED = 20_240_601
 

@@ -1,6 +1,6 @@
 # Generated from book/renderer.md by `python -m dsnet.sync`.
 # Do not edit: change the chapter and run the sync again.
-# book/renderer.md, line 130
+# book/renderer.md, line 142
 """What a scene of the synthetic museum is made of: small dataclasses of tensors whose first
 dimension is the scene in the batch, which :mod:`dsnet.scene` draws and :mod:`dsnet.raycast`
 renders."""
@@ -158,7 +158,7 @@ def pick(table: Tensor, index: Tensor) -> Tensor:
     return table.gather(1, index)
 
 
-# book/renderer.md, line 749
+# book/renderer.md, line 761
 @dataclass
 class FgLook(Batched):
     """Photographs on the foreground (realism ``fg_textures``), per capsule ``(B, N_PRIMS)``:

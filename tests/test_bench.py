@@ -85,8 +85,8 @@ def test_renderer_bench_is_json_and_prints_one_line_per_size():
 
 
 @pytest.mark.parametrize("settings, message", [
-    ({"sizes": [4]}, f"sizes from 8 to {scene.MAX_SIZE}"),
-    ({"sizes": [16, scene.MAX_SIZE + 1]}, f"sizes from 8 to {scene.MAX_SIZE}"),
+    ({"sizes": [4]}, f"size must be from 8 to {scene.MAX_SIZE} pixels, not 4"),
+    ({"sizes": [16, scene.MAX_SIZE + 1]}, f"size must be from 8 to {scene.MAX_SIZE} pixels, not {scene.MAX_SIZE + 1}"),
     ({"batch_size": 0}, "batch_size >= 1"),
     ({"repeats": 0}, "repeats >= 1"),
     ({"device": "tpu"}, "device 'tpu' is not available"),

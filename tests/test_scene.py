@@ -190,3 +190,20 @@ def test_sizes_beyond_the_limit_are_refused():
         scene.museum_batch([0], scene.MAX_SIZE + 1)
     with pytest.raises(ValueError, match="split"):
         scene.museum_batch([0], 16, split="holdout")
+
+
+def test_one_check_of_the_render_settings_serves_every_way_in(tmp_path):
+    from dsnet.bench import bench_renderer
+    from dsnet.data import SyntheticMuseum
+    from dsnet.modest import ModestError, write_modest
+
+    message = f"size must be from 8 to {scene.MAX_SIZE} pixels, not 4"
+    assert scene.render_problem(4) == message and scene.render_problem(64) is None
+    assert scene.render_problem(64, "dev") == "split must be one of ['test', 'train', 'val'], not 'dev'"
+    assert scene.render_problem(64, fg_per_bg=0) == "fg_per_bg must be 1 or more, not 0"
+    for way_in in (lambda: scene.museum_batch([0], 4), lambda: SyntheticMuseum(4), lambda: bench_renderer([4])):
+        with pytest.raises(ValueError, match=message):
+            way_in()
+    with pytest.raises(ModestError, match=message):
+        write_modest(tmp_path / "m", count=1, size=4, progress=False)
+    assert not (tmp_path / "m").exists()
