@@ -24,7 +24,7 @@ from torch import Tensor
 from dsnet._version import __version__
 from dsnet.data import SyntheticMuseum
 from dsnet.device import pick_device
-from dsnet.files import atomic_write_text
+from dsnet.files import atomic_write_text, probe_writable
 from dsnet.io import load_checkpoint, save_checkpoint
 from dsnet.losses import build_loss
 from dsnet.modest import ModestError, ModestMuseum
@@ -329,9 +329,7 @@ def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     """Check that ``out_dir`` can take this run; True when there is a checkpoint to resume."""
     out = Path(config.out_dir)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(out / ".write-test", "")
-        (out / ".write-test").unlink()
+        probe_writable(out)
     except OSError as error:
         raise ValueError(f"cannot write to out_dir {out} ({error.strerror or type(error).__name__}); "
                          "choose another --out-dir") from None
@@ -347,7 +345,7 @@ def prepare_out_dir(config: TrainConfig, resume: bool, overwrite: bool) -> bool:
     return resume and (out / "last.pt").exists()
 
 
-# book/training_runs.md, line 592
+# book/training_runs.md, line 590
 DRIVE_RUNS = Path("/content/drive/MyDrive/dsnet")  # where the Training chapter keeps runs in Colab, if asked
 
 
