@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from dsnet.files import atomic_write, atomic_write_text
+from dsnet.files import atomic_write, atomic_write_text, probe_writable
 from dsnet.images import open_image
 
 if TYPE_CHECKING:
@@ -82,8 +82,10 @@ def _check_folder(root: Path, settings: dict) -> None:
         existing = existing.parent
     if not existing.is_dir():
         raise ModestError(f"cannot write to {root}: {existing} is a file, not a folder")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ModestError(f"cannot write to {root}: {existing} is not writable")
+    try:
+        probe_writable(existing)
+    except OSError as error:
+        raise ModestError(f"cannot write to {root}: {existing} is not writable ({error.strerror})") from None
     marker = root / MARKER
     if marker.exists():
         old = _read_marker(marker)
@@ -179,7 +181,7 @@ def write_modest(out: str | os.PathLike, count: int, size: int = 224, seed: int 
     return root
 
 
-# book/renderer.md, line 1809
+# book/renderer.md, line 1811
 @contextmanager
 def _opened(path: Path, size: int | None = None) -> Iterator[Any]:
     """The image at ``path`` as :func:`dsnet.images.open_image` opens it (header read), checked to
@@ -381,7 +383,7 @@ class ModestMuseum(Dataset):
         return out
 
 
-# book/renderer.md, line 2025
+# book/renderer.md, line 2027
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.modest`, not in a notebook
     import sys
 

@@ -442,7 +442,7 @@ def museum_batch(indices, size: int, seed: int = 0, split: str = "train", fg_per
     return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
 
 
-# book/renderer.md, line 2015
+# book/renderer.md, line 2017
 if __name__ == "__main__" and __spec__ is not None:     # run as `python -m dsnet.scene`, not in a notebook
     import sys
 

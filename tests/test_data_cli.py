@@ -49,6 +49,16 @@ def test_unwritable_out_is_refused_and_leaves_nothing(tmp_path, capsys, monkeypa
     assert _generate(tmp_path / "m") == 0                   # the folder is not refused afterwards
 
 
+def test_a_folder_that_refuses_files_is_refused_before_anything_is_written(tmp_path, capsys, monkeypatch):
+    def refuse(folder):                                     # what a read-only mount answers, even to root
+        raise OSError(30, "Read-only file system", str(folder))
+
+    monkeypatch.setattr(modest, "probe_writable", refuse)
+    assert _generate(tmp_path / "m") == 2
+    _one_line(capsys, "cannot write to", "not writable", "Read-only file system")
+    assert not (tmp_path / "m").exists()
+
+
 @pytest.mark.parametrize("damage", ['{"generator": "dsnet.sc', "[1, 2]", "\xff\xfe"])
 def test_damaged_marker_is_refused(tmp_path, capsys, damage):
     out = tmp_path / "m"
