@@ -25,6 +25,7 @@ from pathlib import Path
 import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from traitlets.config import Config
 
 COLAB_STARTUP = '''import sys, types
 _google = sys.modules.get("google") or types.ModuleType("google")
@@ -48,24 +49,41 @@ def as_colab_gets_it(nb, wheel: Path):
 CELL_TIMEOUT = 300   # seconds; the slowest cell of any chapter takes about a minute here
 
 
+def kernel_config(sockets: Path) -> Config:
+    """Kernel settings: the kernel and this client talk over Unix sockets in ``sockets``, a folder
+    of this run's own. Over TCP each kernel manager picks free ports, closes them and hands their
+    numbers to the kernel, and a kernel started at the same moment by a parallel run can take one
+    of them first; the kernel then dies before it answers (jupyter_client issue 154)."""
+    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "ipc")}})
+
+
 def run(path: Path, wheel: Path, out: Path) -> str | None:
     """Execute one notebook as Colab gets it; the failing cell's error, or None. A cell that gets no
     answer within CELL_TIMEOUT is tried once more in a fresh kernel and folder: now and then the
     kernel and this client lose a message between them and both sit idle, waiting on each other,
-    which is no fault of the chapter. A chapter that hangs twice fails."""
+    which is no fault of the chapter. So is a kernel that dies before it runs any cell. A chapter
+    that hangs or loses its kernel twice fails."""
     for attempt in (1, 2):
         nb = as_colab_gets_it(nbformat.read(path, as_version=4), wheel)
         folder = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=out))
-        try:
-            NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3",
-                           resources={"metadata": {"path": str(folder)}}).execute()
-            return None
-        except CellTimeoutError as error:
-            if attempt == 2:
-                return f"no answer within {CELL_TIMEOUT} s, twice: " + str(error).strip().splitlines()[0]
-            print(f"{path.name}: no answer within {CELL_TIMEOUT} s; once more in a fresh kernel", flush=True)
-        except CellExecutionError as error:
-            return "\n".join(str(error).strip().splitlines()[-15:])
+        # a short folder of its own: a Unix socket's path may not exceed 107 bytes
+        with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
+            try:
+                NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", config=kernel_config(Path(sockets)),
+                               resources={"metadata": {"path": str(folder)}}).execute()
+                return None
+            except CellTimeoutError as error:
+                failure = f"no answer within {CELL_TIMEOUT} s"
+                detail = str(error).strip().splitlines()[0]
+            except CellExecutionError as error:
+                return "\n".join(str(error).strip().splitlines()[-15:])
+            except RuntimeError as error:
+                if "Kernel died before replying" not in str(error):
+                    raise
+                failure, detail = "the kernel died as it started", str(error)
+        if attempt == 2:
+            return f"{failure}, twice: {detail}"
+        print(f"{path.name}: {failure}; once more in a fresh kernel", flush=True)
     return None
 
 
