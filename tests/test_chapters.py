@@ -5,8 +5,9 @@ notebook goes into the book's jupyter-cache (``_build/.jupyter_cache``): the boo
 follows (``execute_notebooks: cache``) reuses this run instead of executing the chapter again.
 The comparison uses nbval's own rules: same output keys, same counts, same text after the
 sanitizing patterns of ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output`` are run
-but not compared. Chapters run in the order of ``_toc.yml`` (the Results chapter reads the run
-the Training chapter makes).
+but not compared. The chapters that read the run the Training chapter makes run after it, on the
+same worker (``SHARE_THE_RUN``); pytest's other workers take the other chapters meanwhile, each
+kernel on one thread (``tests/conftest.py``).
 
 The Training chapter trains the profile that ``$DSNET_PROFILE`` names; these tests set it to
 ``smoke`` (one short epoch) unless it is set already. The training cell's output is not compared
@@ -36,7 +37,17 @@ def training_profile(monkeypatch):
     monkeypatch.setenv("DSNET_PROFILE", os.environ.get("DSNET_PROFILE") or "smoke")
 
 
-@pytest.mark.parametrize("chapter", PROJECT.reading_order(), ids=lambda path: path.stem)
+SHARE_THE_RUN = {"training"} | {chapter.stem for chapter in PROJECT.reading_order() if "find_runs(" in chapter.read_text()}
+"""The Training chapter and the chapters that look for the run it writes: one worker runs them, in
+the order of ``_toc.yml``; the other chapters may run at the same time, in processes of their own."""
+
+
+def in_order(chapter: Path):
+    marks = [pytest.mark.xdist_group("training-run")] if chapter.stem in SHARE_THE_RUN else []
+    return pytest.param(chapter, marks=marks, id=chapter.stem)
+
+
+@pytest.mark.parametrize("chapter", [in_order(chapter) for chapter in PROJECT.reading_order()])
 def test_the_chapter_runs_and_reproduces_its_stored_outputs(chapter: Path):
     try:
         executed = execute(chapter, PROJECT)

@@ -87,7 +87,8 @@ def test_every_chapter_runs_in_colab_after_its_setup_cell(colab_python, wheel, t
     notebooks = sorted((ROOT / "book").glob("*.ipynb"),
                        key=lambda p: (p.stem != "intro", SLOW_FIRST.index(p.stem) if p.stem in SLOW_FIRST else 99))
     env = {**os.environ, "DSNET_PROFILE": "smoke", "PYTHONPATH": ""}
-    jobs = max(1, min(4, os.cpu_count() or 1))
+    # a test worker has one core (tests/conftest.py); a run of its own, up to four
+    jobs = 1 if os.environ.get("PYTEST_XDIST_WORKER") else max(1, min(4, os.cpu_count() or 1))
     result = subprocess.run([str(colab_python), str(ROOT / "tests" / "colab" / "run_chapters.py"), "--jobs", str(jobs),
                              str(wheel), str(tmp_path), *map(str, notebooks)],
                             capture_output=True, text=True, env=env, timeout=3000)

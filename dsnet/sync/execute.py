@@ -3,11 +3,12 @@ runs it, with the executed notebook stored in the book's jupyter-cache (``_build
 so that the book build (``execute_notebooks: cache``) reuses this run."""
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import time
 import traceback
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -78,10 +79,31 @@ def execute(chapter: Path, project: Project, timeout: int = 900, env: Mapping[st
     result = run_notebook(nb, chapter.parent, timeout, kernel_env(env))
     if result.error is not None:
         raise ExecutionError(failure_message(chapter, result.error, result.trace, timeout))
-    get_cache(str(cache_path(project))).cache_notebook_bundle(
-        CacheBundleIn(nb, str(chapter), data={"execution_seconds": result.seconds}),
-        check_validity=False, overwrite=True)
+    with cache_lock(project):
+        get_cache(str(cache_path(project))).cache_notebook_bundle(
+            CacheBundleIn(nb, str(chapter), data={"execution_seconds": result.seconds}),
+            check_validity=False, overwrite=True)
     return nb
+
+
+@contextlib.contextmanager
+def cache_lock(project: Project) -> Iterator[None]:
+    """The book's jupyter-cache held for one writer: chapters may run in parallel processes (the
+    tests' workers), and two storing at once would race on the cache's database and files. Where
+    there is no ``fcntl`` (Windows), writers are not kept apart."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    folder = cache_path(project).parent
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".jupyter_cache.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def failure_message(chapter: Path, error: BaseException, trace: str | None, timeout: int) -> str:
