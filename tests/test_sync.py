@@ -19,9 +19,11 @@ def sync(*args: str, root: Path = ROOT, env: dict | None = None) -> subprocess.C
 
 @pytest.fixture()
 def checkout(tmp_path: Path) -> Path:
-    """A copy of the parts of the source checkout that the sync reads and writes."""
+    """A copy of the parts of the source checkout that the sync reads and writes. Not the runs a
+    chapter trains into ``book/runs``: the Training chapter may be writing them meanwhile, in
+    another of pytest's workers."""
     for name in ("book", "dsnet"):
-        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(ROOT / name, tmp_path / name, ignore=shutil.ignore_patterns("__pycache__", "runs"))
     for name in ("_config.yml", "_toc.yml"):
         shutil.copy(ROOT / name, tmp_path / name)
     return tmp_path
