@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from dsnet.sync import Project
+
 if os.environ.get("PYTEST_XDIST_WORKER"):
     # pytest runs one worker per CPU (pyproject.toml): each computes on one thread, and so do the
     # processes it starts (commands, kernels), or the threads of two workers would share every core
@@ -18,26 +20,52 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
         sys.modules["torch"].set_num_threads(1)
 
 LONGEST_FIRST = ("test_colab.py", "test_chapters.py")
+SHARE_THE_RUN = {"training"} | {chapter.stem for chapter in Project(Path(__file__).parent.parent).reading_order()
+                                if "find_runs(" in chapter.read_text()}
+"""The Training chapter and the chapters that look for the run it writes: one worker runs them, in
+the order of ``_toc.yml``."""
 
 
-def pytest_configure(config):
-    # pytest-xdist declares it too; declared here as well for a run without it (`-p no:xdist`)
-    config.addinivalue_line("markers", "xdist_group(name): tests that one worker runs, in order")
+def chapter_of(nodeid: str) -> str | None:
+    """The chapter that a test of ``tests/test_chapters.py`` runs, from its id; None for any other test."""
+    path, _, name = nodeid.partition("::")
+    if not path.endswith("test_chapters.py") or "[" not in name:
+        return None
+    return name.partition("[")[2].rstrip("]")
 
 
-@pytest.hookimpl(tryfirst=True)   # before pytest-xdist reads the groups
+def work_unit(nodeid: str) -> str:
+    """What one worker takes whole: a test file (its module fixtures are made once, by one worker:
+    the Colab environment, the browser page's data), or one chapter; the chapters that share the
+    Training chapter's run are one unit."""
+    chapter = chapter_of(nodeid)
+    if chapter is None:
+        return nodeid.partition("::")[0]
+    return "the training run" if chapter in SHARE_THE_RUN else nodeid
+
+
+@pytest.hookimpl(optionalhook=True)   # a hook of pytest-xdist
+def pytest_xdist_make_scheduler(config, log):
+    """Workers take whole work units (:func:`work_unit`), in the order of the collection
+    (pyproject.toml sets ``--no-loadscope-reorder``). pytest-xdist's own grouping by mark
+    (``--dist loadgroup``) is not used: with pytest 9.2 it groups nothing (pytest-xdist issue 1386)."""
+    if config.getvalue("dist") != "load":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByWorkUnit(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ByWorkUnit(config, log)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The order and the groups in which pytest's workers take the tests (a scheduling hint; any
-    order passes). Each test file is one group, so that one worker makes its module fixtures, once;
-    the chapters go one by one, except those that share the Training chapter's run
-    (tests/test_chapters.py). The longest come first, the Colab check, then the chapters (the
-    shared run first), so that the workers start them at once and share out the short ones at the
-    end."""
+    """The longest first, the Colab check, then the chapters (the shared run first), so that the
+    workers start them at once and share out the short ones at the end (a scheduling hint; any
+    order passes)."""
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
-    for item in items:
-        if item.path.name != "test_chapters.py":
-            item.add_marker(pytest.mark.xdist_group(item.path.stem))
-    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), item.get_closest_marker("xdist_group") is None))
+    items.sort(key=lambda item: (rank.get(item.path.name, len(rank)), chapter_of(item.nodeid) not in SHARE_THE_RUN))
 
 
 # Trains in seconds on a CPU, yet its predictions depend on the input: enough for prediction,

@@ -6,7 +6,7 @@ follows (``execute_notebooks: cache``) reuses this run instead of executing the 
 The comparison uses nbval's own rules: same output keys, same counts, same text after the
 sanitizing patterns of ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output`` are run
 but not compared. The chapters that read the run the Training chapter makes run after it, on the
-same worker (``SHARE_THE_RUN``); pytest's other workers take the other chapters meanwhile, each
+same worker (``SHARE_THE_RUN`` in ``tests/conftest.py``); pytest's other workers take the other chapters meanwhile, each
 kernel on one thread (``tests/conftest.py``).
 
 The Training chapter trains the profile that ``$DSNET_PROFILE`` names; these tests set it to
@@ -37,17 +37,7 @@ def training_profile(monkeypatch):
     monkeypatch.setenv("DSNET_PROFILE", os.environ.get("DSNET_PROFILE") or "smoke")
 
 
-SHARE_THE_RUN = {"training"} | {chapter.stem for chapter in PROJECT.reading_order() if "find_runs(" in chapter.read_text()}
-"""The Training chapter and the chapters that look for the run it writes: one worker runs them, in
-the order of ``_toc.yml``; the other chapters may run at the same time, in processes of their own."""
-
-
-def in_order(chapter: Path):
-    marks = [pytest.mark.xdist_group("training-run")] if chapter.stem in SHARE_THE_RUN else []
-    return pytest.param(chapter, marks=marks, id=chapter.stem)
-
-
-@pytest.mark.parametrize("chapter", [in_order(chapter) for chapter in PROJECT.reading_order()])
+@pytest.mark.parametrize("chapter", PROJECT.reading_order(), ids=lambda path: path.stem)
 def test_the_chapter_runs_and_reproduces_its_stored_outputs(chapter: Path):
     try:
         executed = execute(chapter, PROJECT)

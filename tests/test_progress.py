@@ -14,6 +14,7 @@ from tqdm.std import tqdm as std_tqdm
 from dsnet import book
 from dsnet import progress as progress_module
 from dsnet.progress import ENV_VAR, TEXT_MININTERVAL, progress, progress_mode
+from dsnet.sync.execute import kernel_sockets
 
 
 @pytest.fixture
@@ -109,7 +110,8 @@ def _run_in_kernel(mode, value):
         "from dsnet.progress import progress\n"
         "for _ in progress(range(5), desc='loop'):\n"
         "    pass"))
-    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    with kernel_sockets() as config:   # no TCP ports: another worker may be starting a kernel too
+        NotebookClient(nb, timeout=120, kernel_name="python3", config=config).execute()
     return nb.cells[0].outputs
 
 

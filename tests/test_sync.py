@@ -347,3 +347,13 @@ def test_stale_files_come_back_as_data(checkout):
     assert stale["dsnet/orphan.py: should not exist (no chapter exports it)"].unrun is False
     assert any(entry.unrun and entry.path == Path("book/shapes.ipynb") for entry in stale.values())
     assert (checkout / "dsnet" / "orphan.py").exists()      # check changes nothing
+
+
+def test_a_kernel_talks_over_unix_sockets_in_a_folder_removed_afterwards():
+    from dsnet.sync.execute import kernel_sockets
+
+    with kernel_sockets() as config:
+        sockets = Path(config.KernelManager.ip).parent
+        assert config.KernelManager.transport == "ipc" and sockets.is_dir()
+        assert len(str(sockets / "ipc-99999")) < 108   # the longest socket path a kernel makes there
+    assert not sockets.exists()

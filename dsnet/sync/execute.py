@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import tempfile
 import time
 import traceback
 from collections.abc import Iterator, Mapping
@@ -57,14 +58,31 @@ def run_notebook(nb: Any, cwd: Path, timeout: int, env: Mapping[str, str]) -> Ke
     from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
     own = nb.metadata.get("execution", {})
-    client = NotebookClient(nb, timeout=own.get("timeout", timeout), allow_errors=own.get("allow_errors", False),
-                            record_timing=False, resources={"metadata": {"path": str(cwd)}})
-    start = time.perf_counter()
-    try:
-        client.execute(env=dict(env))
-    except (CellExecutionError, CellTimeoutError) as error:
-        return KernelRun(time.perf_counter() - start, error, traceback.format_exc())
-    return KernelRun(time.perf_counter() - start)
+    with kernel_sockets() as config:
+        client = NotebookClient(nb, timeout=own.get("timeout", timeout), allow_errors=own.get("allow_errors", False),
+                                record_timing=False, resources={"metadata": {"path": str(cwd)}}, config=config)
+        start = time.perf_counter()
+        try:
+            client.execute(env=dict(env))
+        except (CellExecutionError, CellTimeoutError) as error:
+            return KernelRun(time.perf_counter() - start, error, traceback.format_exc())
+        return KernelRun(time.perf_counter() - start)
+
+
+@contextlib.contextmanager
+def kernel_sockets() -> Iterator[Any]:
+    """Kernel settings under which the kernel and its client talk over Unix sockets in a new
+    folder of their own (short: a socket's path has at most 107 bytes), removed afterwards. Over
+    TCP, a kernel manager picks free ports, closes them and hands their numbers to the kernel, and a
+    kernel started at the same moment by another process (the tests run chapters side by side) can
+    take one first (jupyter_client issue 154). Windows has no Unix sockets: TCP there."""
+    from traitlets.config import Config
+
+    if os.name == "nt":
+        yield Config()
+        return
+    with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "ipc")}})
 
 
 def execute(chapter: Path, project: Project, timeout: int = 900, env: Mapping[str, str] | None = None) -> Any:

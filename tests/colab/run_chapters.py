@@ -53,7 +53,9 @@ def kernel_config(sockets: Path) -> Config:
     """Kernel settings: the kernel and this client talk over Unix sockets in ``sockets``, a folder
     of this run's own. Over TCP each kernel manager picks free ports, closes them and hands their
     numbers to the kernel, and a kernel started at the same moment by a parallel run can take one
-    of them first; the kernel then dies before it answers (jupyter_client issue 154)."""
+    of them first; the kernel then dies before it answers (jupyter_client issue 154). The same as
+    ``dsnet.sync.execute.kernel_sockets``, which this file cannot import: it runs in Colab's
+    environment, without the sync's packages."""
     return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "ipc")}})
 
 
