@@ -6,8 +6,8 @@ follows (``execute_notebooks: cache``) reuses this run instead of executing the 
 The comparison uses nbval's own rules: same output keys, same counts, same text after the
 sanitizing patterns of ``tests/nbval_sanitize.cfg``; cells tagged ``nbval-ignore-output`` are run
 but not compared. The chapters that read the run the Training chapter makes run after it, on the
-same worker (``SHARE_THE_RUN`` in ``tests/conftest.py``); pytest's other workers take the other chapters meanwhile, each
-kernel on one thread (``tests/conftest.py``).
+same worker; pytest's other workers take the other chapters meanwhile, each kernel on one thread
+(``SHARE_THE_RUN`` and the scheduler in ``tests/conftest.py``).
 
 The Training chapter trains the profile that ``$DSNET_PROFILE`` names; these tests set it to
 ``smoke`` (one short epoch) unless it is set already. The training cell's output is not compared

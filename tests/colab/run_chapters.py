@@ -14,12 +14,14 @@ its own whose kernel uses one thread, so N notebooks share N cores without overs
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import os
 import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
@@ -49,14 +51,17 @@ def as_colab_gets_it(nb, wheel: Path):
 CELL_TIMEOUT = 300   # seconds; the slowest cell of any chapter takes about a minute here
 
 
-def kernel_config(sockets: Path) -> Config:
-    """Kernel settings: the kernel and this client talk over Unix sockets in ``sockets``, a folder
-    of this run's own. Over TCP each kernel manager picks free ports, closes them and hands their
-    numbers to the kernel, and a kernel started at the same moment by a parallel run can take one
-    of them first; the kernel then dies before it answers (jupyter_client issue 154). The same as
+@contextlib.contextmanager
+def kernel_sockets() -> Iterator[Config]:
+    """Kernel settings under which the kernel and this client talk over Unix sockets in a new,
+    short folder of their own (a socket's path has at most 107 bytes), removed afterwards. Over TCP
+    each kernel manager picks free ports, closes them and hands their numbers to the kernel, and a
+    kernel started at the same moment by a parallel run can take one of them first; the kernel then
+    dies before it answers (jupyter_client issue 154). The same as
     ``dsnet.sync.execute.kernel_sockets``, which this file cannot import: it runs in Colab's
     environment, without the sync's packages."""
-    return Config({"KernelManager": {"transport": "ipc", "ip": str(sockets / "ipc")}})
+    with tempfile.TemporaryDirectory(prefix="kernel-") as folder:
+        yield Config({"KernelManager": {"transport": "ipc", "ip": os.path.join(folder, "ipc")}})
 
 
 def run(path: Path, wheel: Path, out: Path) -> str | None:
@@ -68,10 +73,9 @@ def run(path: Path, wheel: Path, out: Path) -> str | None:
     for attempt in (1, 2):
         nb = as_colab_gets_it(nbformat.read(path, as_version=4), wheel)
         folder = Path(tempfile.mkdtemp(prefix=f"{path.stem}-", dir=out))
-        # a short folder of its own: a Unix socket's path may not exceed 107 bytes
-        with tempfile.TemporaryDirectory(prefix="kernel-") as sockets:
+        with kernel_sockets() as config:
             try:
-                NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", config=kernel_config(Path(sockets)),
+                NotebookClient(nb, timeout=CELL_TIMEOUT, kernel_name="python3", config=config,
                                resources={"metadata": {"path": str(folder)}}).execute()
                 return None
             except CellTimeoutError as error:
